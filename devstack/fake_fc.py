@@ -1,0 +1,184 @@
+"""A local FC API: accepts async invocations (2.0 and 3.0 paths) and runs the reply function.
+
+FC 2.0 requests must carry a valid ``FC <AccessKeyId>:<signature>`` made with the local STS
+secret (checked with the ``fc2`` SDK's own signer, so a receiver that signs wrongly fails here
+as it would on FC). Accepted invocations answer 202 and go to worker processes that each hold
+the reply function with its own environment. A repeated task id answers 409, as FC does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from devstack.fc_context import Credentials
+from devstack.loopback import JsonHandler, LoopbackServer
+
+ROOT = Path(__file__).resolve().parent.parent
+FC2_PREFIX = "/2016-08-15/services/"
+FC3_PREFIX = "/2023-03-30/functions/"
+
+
+class FunctionPool:
+    """``size`` worker processes of one event function, fed from one queue."""
+
+    def __init__(self, function_dir: Path, env: Mapping[str, str], size: int = 2,
+                 log_path: Optional[Path] = None) -> None:
+        self.function_dir = function_dir
+        self.tasks: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self.done = threading.Condition()
+        self.pending = 0
+        self.log = open(log_path, "a") if log_path else subprocess.DEVNULL
+        child_env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")},
+                     **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self.processes = [self._spawn(child_env) for _ in range(size)]
+        self.threads = [threading.Thread(target=self._feed, args=(p,), daemon=True) for p in self.processes]
+        for thread in self.threads:
+            thread.start()
+
+    def _spawn(self, env: Dict[str, str]) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "devstack.worker", str(self.function_dir)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                   env=env, cwd=str(self.function_dir), text=True, encoding="utf-8")
+        ready = process.stdout.readline()
+        if not ready:
+            raise RuntimeError(f"the {self.function_dir.name} worker failed to start; see its log")
+        return process
+
+    def submit(self, request_id: str, payload: bytes, credentials: Dict[str, str]) -> None:
+        with self.done:
+            self.pending += 1
+        self.tasks.put({"request_id": request_id, "payload": payload.decode("utf-8"), "credentials": credentials})
+
+    def _feed(self, process: subprocess.Popen) -> None:
+        while True:
+            task = self.tasks.get()
+            if task is None:
+                return
+            process.stdin.write(json.dumps(task, ensure_ascii=False) + "\n")
+            process.stdin.flush()
+            line = process.stdout.readline()
+            result = json.loads(line) if line else {"request_id": task["request_id"], "error": "worker exited"}
+            with self.done:
+                self.results[task["request_id"]] = result
+                self.pending -= 1
+                self.done.notify_all()
+
+    def wait(self, request_id: str, timeout: float = 30.0) -> Optional[Dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self.done:
+            while request_id not in self.results and time.monotonic() < deadline:
+                self.done.wait(deadline - time.monotonic())
+            return self.results.get(request_id)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.done:
+            while self.pending and time.monotonic() < deadline:
+                self.done.wait(deadline - time.monotonic())
+            return not self.pending
+
+    def close(self) -> None:
+        for _ in self.processes:
+            self.tasks.put(None)
+        for process in self.processes:
+            if process.stdin:
+                process.stdin.close()
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+class FakeFC(LoopbackServer):
+    """The FC API on loopback for one reply function, reachable by service/function name."""
+
+    def __init__(self, pool: FunctionPool, function_name: str, service_name: str = "dingbot",
+                 credentials: Credentials = Credentials(), port: int = 0) -> None:
+        super().__init__(_Handler, port)
+        self.pool = pool
+        self.function_name = function_name
+        self.service_name = service_name
+        self.credentials = credentials
+        self.invocations: List[Dict[str, Any]] = []
+        self.task_ids: set[str] = set()
+        self.lock = threading.Lock()
+        self.fail_statuses: List[int] = []
+
+    def accept(self, api: str, task_id: Optional[str], payload: bytes) -> tuple[int, str]:
+        with self.lock:
+            if self.fail_statuses:
+                return self.fail_statuses.pop(0), ""
+            if task_id and task_id in self.task_ids:
+                return 409, ""
+            if task_id:
+                self.task_ids.add(task_id)
+            request_id = str(uuid.uuid4())
+            self.invocations.append({"api": api, "task_id": task_id, "request_id": request_id,
+                                     "payload": json.loads(payload)})
+        creds = self.credentials
+        self.pool.submit(request_id, payload, {"access_key_id": creds.access_key_id,
+                                               "access_key_secret": creds.access_key_secret,
+                                               "security_token": creds.security_token})
+        return 202, request_id
+
+
+def _fc2_signature_ok(handler: JsonHandler, credentials: Credentials) -> bool:
+    from fc2.auth import Auth
+
+    headers = {k.lower(): v for k, v in handler.headers.items()}
+    expected = Auth(credentials.access_key_id, credentials.access_key_secret,
+                    credentials.security_token).sign_request("POST", handler.path.split("?")[0], headers)
+    return headers.get("authorization") == expected and headers.get("x-fc-security-token") == credentials.security_token
+
+
+def _fc3_credentials_ok(handler: JsonHandler, credentials: Credentials) -> bool:
+    authorization = handler.headers.get("Authorization") or ""
+    return (authorization.startswith(f"ACS3-HMAC-SHA256 Credential={credentials.access_key_id},")
+            and handler.headers.get("x-acs-security-token") == credentials.security_token)
+
+
+class _Handler(JsonHandler):
+    server: FakeFC
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self.send_json(status, {"ErrorCode": code, "ErrorMessage": message}, {"x-fc-request-id": str(uuid.uuid4())})
+
+    def do_POST(self) -> None:
+        payload = self.read_body()
+        path = self.path.split("?")[0]
+        fc = self.server
+        if path == f"{FC2_PREFIX}{fc.service_name}/functions/{fc.function_name}/invocations":
+            api, task_header = "fc2", "x-fc-stateful-async-invocation-id"
+            if not _fc2_signature_ok(self, fc.credentials):
+                return self._error(403, "SignatureNotMatch", "the FC signature does not match")
+        elif path == f"{FC3_PREFIX}{fc.function_name}/invocations":
+            api, task_header = "fc3", "x-fc-async-task-id"
+            if not _fc3_credentials_ok(self, fc.credentials):
+                return self._error(403, "InvalidAccessKeyId", "unknown access key or missing STS token")
+        else:
+            return self._error(404, "FunctionNotFound", f"no function at {path}")
+        if (self.headers.get("x-fc-invocation-type") or "").lower() != "async":
+            return self._error(400, "InvalidArgument", "the local FC API only runs async invocations")
+        status, request_id = fc.accept(api, self.headers.get(task_header), payload)
+        if status == 202:
+            self.send_response(202)
+            self.send_header("x-fc-request-id", request_id)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif status == 409:
+            self._error(409, "ResourceExist", "an async task with this id already exists")
+        else:
+            self._error(status, "InjectedFault", "injected FC API fault")

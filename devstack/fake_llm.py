@@ -1,0 +1,114 @@
+"""An offline, deterministic OpenAI-compatible chat server (``/v1/chat/completions``, ``stream`` too).
+
+Its answers are labelled as offline and derived from the conversation, so context across
+turns and ``\\clear`` are visible without a model. Tests queue faults (status codes, delays,
+empty answers) with ``fail_next``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional
+
+from devstack.loopback import JsonHandler, LoopbackServer
+
+LABEL = "【离线模型】"
+MARKDOWN_SAMPLE = "下面是示例代码：\n\n```python\ndef hello():\n    print(\"你好\")\n```\n\n- 第一点\n- 第二点"
+
+
+def offline_answer(messages: List[Dict[str, str]]) -> str:
+    """A reply that shows what the model received: the question, the turns, the persona."""
+    questions = [m.get("content", "") for m in messages if m.get("role") == "user"]
+    question = questions[-1] if questions else ""
+    earlier = questions[:-1]
+    if any(word in question for word in ("刚才", "上一句", "previous", "before")):
+        if earlier:
+            return f"{LABEL}你上一句说的是：「{earlier[-1]}」。"
+        return f"{LABEL}我们还没有聊过别的，这是第一句。"
+    if any(word in question.lower() for word in ("代码", "code", "markdown")):
+        return f"{LABEL}{MARKDOWN_SAMPLE}"
+    if "长文" in question or "long" in question.lower():
+        return LABEL + "\n\n".join(f"第 {i} 段：" + "这是一段用来演示长回答拆分的文字。" * 20 for i in range(1, 41))
+    return f"{LABEL}收到：「{question}」。（上下文中有 {len(earlier)} 轮之前的提问）"
+
+
+class FakeLLM(LoopbackServer):
+    def __init__(self, port: int = 0, api_key: Optional[str] = None) -> None:
+        super().__init__(_Handler, port)
+        self.api_key = api_key
+        self.requests: List[Dict[str, Any]] = []
+        self.faults: Deque[Dict[str, Any]] = deque()
+        self.lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def fail_next(self, *faults: Dict[str, Any]) -> None:
+        """Queue faults: ``{"status": 429}``, ``{"delay": 2.0}``, ``{"empty": True}``."""
+        with self.lock:
+            self.faults.extend(faults)
+
+    def next_fault(self) -> Dict[str, Any]:
+        with self.lock:
+            return self.faults.popleft() if self.faults else {}
+
+
+class _Handler(JsonHandler):
+    server: FakeLLM
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self.send_json(200, {"object": "list", "data": [{"id": "offline", "object": "model"}]})
+        else:
+            self.send_json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        body = self.read_body()
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if self.server.api_key and self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            self.send_json(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
+            return
+        request = json.loads(body)
+        with self.server.lock:
+            self.server.requests.append(request)
+        fault = self.server.next_fault()
+        if fault.get("delay"):
+            time.sleep(fault["delay"])
+        if fault.get("status"):
+            self.send_json(fault["status"], {"error": {"message": "injected fault", "type": "server_error"}})
+            return
+        answer = "" if fault.get("empty") else offline_answer(request.get("messages", []))
+        if request.get("stream"):
+            self._stream(request.get("model", "offline"), answer)
+        else:
+            self.send_json(200, _completion(request.get("model", "offline"), answer))
+
+    def _stream(self, model: str, answer: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        step = 8
+        for start in range(0, len(answer), step):
+            chunk = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
+                     "model": model, "choices": [{"index": 0, "delta": {"content": answer[start:start + step]},
+                                                  "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
+        done = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode("utf-8"))
+        self.close_connection = True
+
+
+def _completion(model: str, answer: str) -> Dict[str, Any]:
+    return {
+        "id": "chatcmpl-offline", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }

@@ -1,0 +1,181 @@
+"""The whole chain on loopback: DingTalk → receiver → FC API → reply → LLM → sessionWebhook.
+
+The receiver runs in its own process as FC would serve it, the reply function in worker
+processes with its own environment; DingTalk and the LLM are in-process fakes (or the real
+model when an API key is configured).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import requests
+
+from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
+from devstack.fake_fc import FakeFC, FunctionPool
+from devstack.fake_llm import FakeLLM
+from devstack.loopback import PortInUse, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RECEIVER_DIR = ROOT / "dingtalk_conversation"
+REPLY_DIR = ROOT / "dingtalk_chatgpt_reply"
+REPLY_FUNCTION = "dingtalk_chatgpt_reply"
+OFFLINE_KEY = "sk-offline-local-key"
+
+
+@dataclass
+class RealModel:
+    """A real OpenAI-compatible endpoint, chosen when an API key is configured."""
+
+    api_key: str
+    endpoint: str = "https://api.openai.com"
+    model: Optional[str] = None
+
+
+@dataclass
+class StackSettings:
+    state_dir: Path = ROOT / ".local"
+    app_secret: str = "local-app-secret"
+    fc2: bool = False
+    receiver_port: int = 0
+    fc_port: int = 0
+    dingtalk_port: int = 0
+    llm_port: int = 0
+    workers: int = 2
+    history_length: int = 5
+    real_model: Optional[RealModel] = None
+    reply_env: Dict[str, str] = field(default_factory=dict)
+    receiver_env: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Exchange:
+    """One message sent and what came back: the receiver's status and the bot's messages."""
+
+    status: int
+    callback: Dict[str, Any]
+    outcome: Optional[str]
+    replies: List[Dict[str, Any]]
+
+
+class LocalStack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.oss_dir = settings.state_dir / "oss"
+        self.log_dir = settings.state_dir / "logs"
+        self.llm: Optional[FakeLLM] = None
+        self.sink: Optional[WebhookSink] = None
+        self.pool: Optional[FunctionPool] = None
+        self.fc: Optional[FakeFC] = None
+        self.receiver: Optional[subprocess.Popen] = None
+        self.receiver_url = ""
+        self.http = requests.Session()
+
+    def reply_environment(self) -> Dict[str, str]:
+        s = self.settings
+        env = {"OSS_MOUNT_POINT": str(self.oss_dir), "HISTORY_LENGTH": str(s.history_length),
+               "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "TIMEOUT": "30", "VERBOSE": "20"}
+        if s.real_model:
+            env.update({"ENDPOINT": s.real_model.endpoint, "CHATGPT_API_KEY": s.real_model.api_key,
+                        "USER_API_KEY": s.real_model.api_key})
+            if s.real_model.model:
+                env["MODEL"] = s.real_model.model
+        else:
+            env.update({"ENDPOINT": self.llm.url, "CHATGPT_API_KEY": OFFLINE_KEY, "USER_API_KEY": OFFLINE_KEY,
+                        "MODEL": "offline-demo"})
+        env.update(s.reply_env)
+        return env
+
+    def receiver_environment(self) -> Dict[str, str]:
+        env = {"DINGTALK_APP_SECRET": self.settings.app_secret, "ENDPOINT": self.fc.url,
+               "CHATGPT_FUNCTION": REPLY_FUNCTION, "VERBOSE": "20"}
+        if self.settings.fc2:
+            env["SERVICE_NAME"] = self.fc.service_name
+        env.update(self.settings.receiver_env)
+        return env
+
+    def start(self) -> "LocalStack":
+        s = self.settings
+        self.oss_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if not s.real_model:
+                self.llm = FakeLLM(s.llm_port, api_key=OFFLINE_KEY).start()
+            self.sink = WebhookSink(s.dingtalk_port).start()
+            self.pool = FunctionPool(REPLY_DIR, self.reply_environment(), s.workers, self.log_dir / "reply.log")
+            self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
+            self._start_receiver()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_receiver(self) -> None:
+        port = self.settings.receiver_port or free_port()
+        command = [sys.executable, "-m", "devstack.http_runtime", str(RECEIVER_DIR), "--port", str(port)]
+        if self.settings.fc2:
+            command.append("--fc2")
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+        env.update(self.receiver_environment(), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        log = open(self.log_dir / "receiver.log", "a")
+        self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(RECEIVER_DIR),
+                                         text=True)
+        log.close()
+        line = self.receiver.stdout.readline()
+        if not line:
+            raise PortInUse(f"the receiver could not start on port {port}; see {self.log_dir / 'receiver.log'}")
+        self.receiver_url = json.loads(line)["url"]
+
+    def send(self, text: str, *, wait: float = 60.0, **callback: Any) -> Exchange:
+        """Send one signed callback as DingTalk would and wait for the reply function to finish."""
+        body = callback_body(text, webhook_base=self.sink.url, **callback)
+        response = self.http.post(self.receiver_url, data=encode(body), timeout=10,
+                                  headers=signed_headers(self.settings.app_secret))
+        outcome = None
+        request_id = self._request_id_for(body["msgId"])
+        if response.status_code == 200 and request_id:
+            result = self.pool.wait(request_id, timeout=wait) or {}
+            outcome = json.loads(result["result"]).get("status") if result.get("result") else result.get("error")
+        return Exchange(response.status_code, body, outcome, self.sink.for_session(body["sessionWebhook"]))
+
+    def _request_id_for(self, msg_id: str) -> Optional[str]:
+        for invocation in reversed(self.fc.invocations):
+            if invocation["payload"].get("msgId") == msg_id:
+                return invocation["request_id"]
+        return None
+
+    def stop(self) -> None:
+        if self.receiver and self.receiver.poll() is None:
+            self.receiver.terminate()
+            try:
+                self.receiver.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.receiver.kill()
+        for server in (self.fc, self.sink, self.llm):
+            if server:
+                server.stop()
+        if self.pool:
+            self.pool.close()
+        self.http.close()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

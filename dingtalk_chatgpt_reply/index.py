@@ -1,0 +1,7 @@
+"""FC event function ``dingtalk_chatgpt_reply``: handler ``index.handler``, invoked async by the receiver."""
+
+from shared.reply import handle_event
+
+
+def handler(event, context):
+    return handle_event(event, context)

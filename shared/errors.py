@@ -1,0 +1,47 @@
+"""Exceptions that carry meaning; the edges map them to HTTP statuses or chat messages."""
+
+from __future__ import annotations
+
+
+class DingbotError(Exception):
+    """Base class for every error this bundle raises on purpose."""
+
+
+class ConfigError(DingbotError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class SignatureError(DingbotError):
+    """The callback is not provably from DingTalk (bad, missing or stale signature)."""
+
+
+class MalformedRequest(DingbotError):
+    """The callback body is not the JSON DingTalk sends."""
+
+
+class PayloadTooLarge(DingbotError):
+    """The callback body is larger than any DingTalk message can be."""
+
+
+class InvokeError(DingbotError):
+    """The reply function could not be handed the message."""
+
+
+class LLMError(DingbotError):
+    """The model gave no usable answer; ``user_message`` is what the chat is told."""
+
+    def __init__(self, user_message: str, detail: str = "") -> None:
+        super().__init__(detail or user_message)
+        self.user_message = user_message
+
+
+class WebhookError(DingbotError):
+    """DingTalk did not accept a message posted to the session webhook."""
+
+    def __init__(self, detail: str, *, retryable: bool = False) -> None:
+        super().__init__(detail)
+        self.retryable = retryable

@@ -1,0 +1,143 @@
+"""Adapters at the edge: FC 2.0's WSGI call and FC 3.0's HTTP-trigger event, over one request type.
+
+FC 2.0 calls an HTTP function as ``handler(environ, start_response)``; FC 3.0 calls every
+function as ``handler(event_bytes, context)`` and expects ``{"statusCode", "headers", "body"}``
+back. ``http_function`` tells the two apart by their arguments, so one ``index.handler``
+deploys on either generation.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from shared.errors import MalformedRequest
+
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+READ_CAP = 6 * 1024 * 1024
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
+           413: "Payload Too Large", 500: "Internal Server Error", 502: "Bad Gateway"}
+
+
+class Headers:
+    """Case-insensitive header lookup: FC 3.0 capitalises names (``Sign``), WSGI upper-cases them."""
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        self._items = {str(k).lower(): str(v) for k, v in items.items()}
+
+    def get(self, name: str) -> Optional[str]:
+        return self._items.get(name.lower())
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    headers: Headers
+    body: bytes
+    context: Any = None
+    declared_length: Optional[int] = None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    payload: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def body(self) -> str:
+        return json.dumps(self.payload, ensure_ascii=False)
+
+
+Core = Callable[[HttpRequest], HttpResponse]
+
+
+def _error(status: int, message: str) -> HttpResponse:
+    return HttpResponse(status, {"error": message})
+
+
+def _wsgi_headers(environ: Mapping[str, Any]) -> Headers:
+    items = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            items[key.replace("_", "-")] = environ[key]
+    return Headers(items)
+
+
+def _read_wsgi_body(environ: Mapping[str, Any], limit: int) -> Tuple[bytes, Optional[int]]:
+    """Never buffer more than ``limit + 1`` bytes; the core refuses what is over its own limit."""
+    try:
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return b"", declared
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b"", declared
+    body = stream.read(declared) if declared else stream.read(limit + 1)
+    return body, declared or len(body)
+
+
+def serve_wsgi(core: Core, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    body, declared = _read_wsgi_body(environ, READ_CAP)
+    request = HttpRequest(str(environ.get("REQUEST_METHOD", "POST")).upper(), _wsgi_headers(environ), body,
+                          environ.get("fc.context"), declared)
+    response = core(request)
+    encoded = response.body.encode("utf-8")
+    status = f"{response.status} {REASONS.get(response.status, '')}".strip()
+    start_response(status, [(k, v) for k, v in JSON_HEADERS.items()] + [("Content-Length", str(len(encoded)))])
+    return [encoded]
+
+
+def request_from_event(event: bytes | str | Mapping[str, Any], context: Any) -> HttpRequest:
+    """Turn the FC 3.0 HTTP-trigger event into a request; raise ``MalformedRequest`` if it is not one."""
+    if isinstance(event, (bytes, bytearray, str)):
+        try:
+            event = json.loads(event)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedRequest("FC event is not JSON") from None
+    if not isinstance(event, Mapping):
+        raise MalformedRequest("FC event is not an HTTP-trigger event")
+    raw_body = event.get("body") or ""
+    try:
+        body = base64.b64decode(raw_body) if event.get("isBase64Encoded") else str(raw_body).encode("utf-8")
+    except ValueError:
+        raise MalformedRequest("FC event body is not valid base64") from None
+    http = (event.get("requestContext") or {}).get("http") or {}
+    headers = event.get("headers") or {}
+    return HttpRequest(str(http.get("method") or "POST").upper(), Headers(headers), body, context, len(body))
+
+
+def serve_event(core: Core, event: bytes | str | Mapping[str, Any], context: Any) -> Dict[str, Any]:
+    try:
+        request = request_from_event(event, context)
+    except MalformedRequest as exc:
+        response = _error(400, str(exc))
+    else:
+        response = core(request)
+    return {"statusCode": response.status, "headers": dict(JSON_HEADERS), "body": response.body}
+
+
+def http_function(core: Core) -> Callable[[Any, Any], Any]:
+    """One handler for both generations: WSGI when called with ``(environ dict, start_response)``."""
+
+    def handler(first: Any, second: Any) -> Any:
+        if isinstance(first, dict) and callable(second) and "REQUEST_METHOD" in first:
+            return serve_wsgi(core, first, second)
+        return serve_event(core, first, second)
+
+    return handler
+
+
+def error_response(status: int, message: str) -> HttpResponse:
+    return _error(status, message)
+
+
+def ok_response(**payload: Any) -> HttpResponse:
+    return HttpResponse(200, dict(payload))
+
+
+__all__: List[str] = ["Headers", "HttpRequest", "HttpResponse", "http_function", "error_response",
+                      "ok_response", "request_from_event", "serve_event", "serve_wsgi"]

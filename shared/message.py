@@ -1,0 +1,143 @@
+"""The DingTalk callback, parsed once into a typed message that also travels as the async payload.
+
+The payload keeps DingTalk's field names so a log line or an FC console test event reads the
+same as the callback. It stays a few KB: FC rejects async payloads over 128 KB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional
+
+from shared.errors import MalformedRequest
+
+TEXT_TYPES = ("text", "richText", "audio")
+GROUP = "2"
+MAX_QUESTION_CHARS = 8000
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    msgId: str
+    msgtype: str
+    question: str
+    conversationId: str
+    conversationType: str
+    senderNick: str
+    sessionWebhook: str
+    sessionWebhookExpiredTime: Optional[int] = None
+    senderId: str = ""
+    senderStaffId: str = ""
+    isAdmin: bool = False
+    createAt: Optional[int] = None
+    robotCode: str = ""
+
+    @property
+    def is_group(self) -> bool:
+        return self.conversationType == GROUP
+
+    @property
+    def sender_key(self) -> str:
+        """The most stable id DingTalk gives for the sender; the nick is a last resort."""
+        return self.senderStaffId or self.senderId or self.senderNick
+
+    def to_payload(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_payload(cls, payload: bytes | str) -> "IncomingMessage":
+        """Read the receiver's payload, and the tutorial receiver's ``{question, id, ...}`` too."""
+        data = _json_object(payload)
+        if "msgId" not in data and "id" in data:
+            return _from_tutorial_payload(data)
+        try:
+            fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+            return cls(**fields)
+        except TypeError as exc:
+            raise MalformedRequest(f"reply payload lacks a field: {exc}") from None
+
+
+def _json_object(body: bytes | str) -> Dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedRequest("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest("body is not a JSON object")
+    return data
+
+
+def _from_tutorial_payload(data: Dict[str, Any]) -> IncomingMessage:
+    nick = str(data.get("id") or "")
+    question = str(data.get("question") or "")
+    return IncomingMessage(
+        msgId="legacy-" + hashlib.sha256(f"{nick}\n{question}".encode()).hexdigest()[:16],
+        msgtype="text", question=question.strip(), conversationId="nick:" + nick,
+        conversationType="1", senderNick=nick, sessionWebhook=str(data.get("sessionWebhook") or ""),
+    )
+
+
+def _string(data: Dict[str, Any], name: str) -> str:
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MalformedRequest(f"{name} is not a string")
+    return str(value)
+
+
+def _millis(data: Dict[str, Any], name: str) -> Optional[int]:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MalformedRequest(f"{name} is not a millisecond timestamp") from None
+
+
+def extract_question(data: Dict[str, Any], msgtype: str) -> str:
+    """The text a person asked, or "" for messages the bot cannot read (pictures, files ...)."""
+    content = data.get("content")
+    if msgtype == "text":
+        text = data.get("text")
+        question = text.get("content", "") if isinstance(text, dict) else ""
+    elif msgtype == "richText" and isinstance(content, dict):
+        parts = content.get("richText")
+        question = "".join(p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str))
+    elif msgtype == "audio" and isinstance(content, dict):
+        question = content.get("recognition", "")
+    else:
+        question = ""
+    if not isinstance(question, str):
+        raise MalformedRequest(f"{msgtype} content is not text")
+    return question.strip()[:MAX_QUESTION_CHARS]
+
+
+def parse_callback(body: bytes) -> IncomingMessage:
+    """Build the typed message from DingTalk's callback JSON, or raise ``MalformedRequest``."""
+    data = _json_object(body)
+    msgtype = _string(data, "msgtype")
+    webhook = _string(data, "sessionWebhook")
+    if not msgtype:
+        raise MalformedRequest("msgtype is missing")
+    if not webhook:
+        raise MalformedRequest("sessionWebhook is missing")
+    sender = _string(data, "senderStaffId") or _string(data, "senderId") or _string(data, "senderNick")
+    return IncomingMessage(
+        msgId=_string(data, "msgId") or "body-" + hashlib.sha256(body).hexdigest()[:32],
+        msgtype=msgtype,
+        question=extract_question(data, msgtype),
+        conversationId=_string(data, "conversationId") or "sender:" + sender,
+        conversationType=_string(data, "conversationType") or "1",
+        senderNick=_string(data, "senderNick"),
+        sessionWebhook=webhook,
+        sessionWebhookExpiredTime=_millis(data, "sessionWebhookExpiredTime"),
+        senderId=_string(data, "senderId"),
+        senderStaffId=_string(data, "senderStaffId"),
+        isAdmin=data.get("isAdmin") is True,
+        createAt=_millis(data, "createAt"),
+        robotCode=_string(data, "robotCode"),
+    )

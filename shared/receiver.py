@@ -1,0 +1,79 @@
+"""The receiver's core: verified, parsed, handed off, acknowledged. Nothing slow before the ack.
+
+DingTalk gives the callback only a few seconds, so the model is never called here: the
+message goes to the reply function as an FC async invocation and DingTalk gets 200 at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Mapping, Optional
+
+from shared import invoke, log
+from shared.config import ReceiverConfig, load_receiver_config
+from shared.errors import ConfigError, InvokeError, MalformedRequest, SignatureError
+from shared.fc_http import HttpRequest, HttpResponse, error_response, ok_response
+from shared.message import IncomingMessage, parse_callback
+from shared.signature import verify_signature
+
+logger = log.get("receiver")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def hand_off(config: ReceiverConfig, message: IncomingMessage, context: Any) -> str:
+    """Invoke the reply function asynchronously; return FC's request id (or "duplicate")."""
+    creds = invoke.Credentials.from_context(context)
+    log.add_secret(creds.access_key_secret, creds.security_token)
+    endpoint = invoke.resolve_endpoint(config.fc_endpoint, context)
+    task_id = invoke.task_id_for(message.msgId)
+    payload = message.to_payload()
+    if config.service_name:
+        return invoke.invoke_fc2(endpoint, creds, config.service_name, config.reply_function, payload, task_id)
+    return invoke.invoke_fc3(endpoint, creds, config.reply_function, payload, task_id)
+
+
+def handle(request: HttpRequest, env: Optional[Mapping[str, str]] = None,
+           now_ms: Callable[[], int] = _now_ms) -> HttpResponse:
+    """Map every outcome to one HTTP status; DingTalk only needs a fast 200."""
+    try:
+        config = load_receiver_config(os.environ if env is None else env)
+    except ConfigError as exc:
+        log.setup(20).error("configuration error: %s", exc)
+        status = 403 if exc.variable == "DINGTALK_APP_SECRET" else 500
+        return error_response(status, f"receiver misconfigured: {exc.variable}")
+    log.setup(config.log_level)
+    log.add_secret(config.app_secret)
+    with log.bound(fn="receiver", request_id=getattr(request.context, "request_id", None)):
+        return _handle(config, request, now_ms())
+
+
+def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpResponse:
+    if request.method != "POST":
+        return error_response(405, "DingTalk callbacks are POST requests")
+    if (request.declared_length or len(request.body)) > config.max_body_bytes:
+        logger.warning("refused a body of %s bytes", request.declared_length)
+        return error_response(413, f"body larger than {config.max_body_bytes} bytes")
+    try:
+        verify_signature(config.app_secret, request.headers.get("timestamp"), request.headers.get("sign"),
+                         now_ms=now, window_seconds=config.signature_window_seconds)
+    except SignatureError as exc:
+        logger.warning("rejected callback: %s", exc)
+        return error_response(403, "invalid signature")
+    try:
+        message = parse_callback(request.body)
+    except MalformedRequest as exc:
+        logger.warning("malformed callback: %s", exc)
+        return error_response(400, str(exc))
+    with log.bound(msg_id=message.msgId, conversation=message.conversationId):
+        try:
+            reply_request_id = hand_off(config, message, request.context)
+        except (InvokeError, ConfigError) as exc:
+            logger.error("could not hand the message to %s: %s", config.reply_function, exc)
+            return error_response(502, "could not reach the reply function")
+        logger.info("handed off msgtype=%s to %s reply_request_id=%s", message.msgtype,
+                    config.reply_function, reply_request_id)
+    return ok_response()

@@ -1,0 +1,134 @@
+"""The reply function's core: one DingTalk message in, exactly one answer out.
+
+Order matters for "exactly once": a msgId already recorded as handled is skipped before any
+model call, and a turn is recorded only after DingTalk accepted the answer, so a failed
+delivery never leaves a turn the user did not see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from shared import log, texts
+from shared.commands import parse_command
+from shared.config import ReplyConfig, allowed_webhook_hosts, load_reply_config
+from shared.errors import ConfigError, LLMError, MalformedRequest, WebhookError
+from shared.history import Conversation, FileHistoryStore, HistoryStore, conversation_key
+from shared.llm import ChatModel, build_messages
+from shared.message import TEXT_TYPES, IncomingMessage
+from shared.outgoing import build_messages as build_dingtalk_messages
+from shared.webhook import WebhookSender
+
+logger = log.get("reply")
+
+
+@dataclass
+class Replier:
+    config: ReplyConfig
+    store: HistoryStore
+    model: ChatModel
+    sender: WebhookSender
+
+    def process(self, message: IncomingMessage) -> str:
+        """Answer one message; return what happened (for logs, tests and the local stack)."""
+        key = conversation_key(message.conversationId, message.sender_key,
+                               self.config.history_per_sender and message.is_group)
+        conversation = self.store.read(key)
+        if message.msgId in conversation.handled:
+            logger.info("already answered, skipped")
+            return "duplicate"
+        try:
+            self.sender.check(message.sessionWebhook, message.sessionWebhookExpiredTime)
+        except WebhookError as exc:
+            logger.error("cannot answer: %s", exc)
+            return "undeliverable"
+        answer, outcome = self._answer(message, key, conversation)
+        if not self.deliver(message, answer):
+            return "delivery-failed"
+        if outcome == "answered":
+            self.store.record_turn(key, message.msgId, message.question, answer, self.config.history_length)
+        elif outcome != "cleared":
+            self.store.record_handled(key, message.msgId)
+        logger.info("%s (%d chars)", outcome, len(answer))
+        return outcome
+
+    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> tuple[str, str]:
+        if message.msgtype not in TEXT_TYPES:
+            kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
+            return texts.UNSUPPORTED.format(kind=kind), "unsupported"
+        if not message.question:
+            return (texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION), "empty"
+        command = parse_command(message.question)
+        if command is not None:
+            return self._command(command.name, key, message.msgId)
+        prompt = build_messages(message.question, conversation.messages(self.config.history_length),
+                                self.config.system_prompt)
+        try:
+            return self.model.answer(prompt), "answered"
+        except LLMError as exc:
+            return exc.user_message, "llm-error"
+
+    def _command(self, name: str, key: str, msg_id: str) -> tuple[str, str]:
+        if name == "clear":
+            self.store.clear(key, msg_id)
+            return texts.CLEARED, "cleared"
+        if name == "help":
+            return texts.HELP, "help"
+        return texts.UNKNOWN_COMMAND.format(command=name), "unknown-command"
+
+    def deliver(self, message: IncomingMessage, answer: str) -> bool:
+        """Post every part in order; stop at the first part DingTalk refuses."""
+        mention = message.senderStaffId if message.is_group and message.senderStaffId else None
+        for index, body in enumerate(build_dingtalk_messages(answer, mention=mention,
+                                                             max_bytes=self.config.max_message_bytes)):
+            try:
+                self.sender.post(message.sessionWebhook, body)
+            except WebhookError as exc:
+                logger.error("DingTalk refused part %d: %s", index + 1, exc)
+                return False
+        return True
+
+
+def _tell_misconfigured(message: IncomingMessage, exc: ConfigError, env: Mapping[str, str]) -> None:
+    """Even without a valid config the asker deserves to know; only DingTalk hosts are used."""
+    try:
+        sender = WebhookSender(allowed_webhook_hosts(env))
+        sender.check(message.sessionWebhook, message.sessionWebhookExpiredTime)
+        sender.post(message.sessionWebhook, {"msgtype": "text",
+                                             "text": {"content": texts.MISCONFIGURED.format(variable=exc.variable)}})
+    except (WebhookError, ConfigError) as post_error:
+        logger.error("could not tell the user about the configuration error: %s", post_error)
+
+
+def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, str]] = None) -> str:
+    """FC event entry: never raises, so FC has nothing to retry into a second answer."""
+    env = os.environ if env is None else env
+    request_id = getattr(context, "request_id", None)
+    try:
+        message = IncomingMessage.from_payload(event)
+    except MalformedRequest as exc:
+        log.setup(20)
+        logger.error("ignored a malformed payload: %s request_id=%s", exc, request_id)
+        return json.dumps({"status": "malformed"})
+    with log.bound(fn="reply", request_id=request_id, msg_id=message.msgId):
+        try:
+            config = load_reply_config(env)
+        except ConfigError as exc:
+            log.setup(20)
+            logger.error("configuration error: %s", exc)
+            _tell_misconfigured(message, exc, env)
+            return json.dumps({"status": "misconfigured", "variable": exc.variable})
+        log.setup(config.log_level)
+        log.add_secret(config.api_key)
+        replier = Replier(config, FileHistoryStore(config.oss_mount_point), ChatModel(config),
+                          WebhookSender(config.allowed_webhook_hosts))
+        try:
+            status = replier.process(message)
+        except Exception:
+            logger.exception("unexpected failure")
+            replier.deliver(message, texts.INTERNAL)
+            status = "internal-error"
+    return json.dumps({"status": status})

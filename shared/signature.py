@@ -1,0 +1,36 @@
+"""DingTalk callback signature check: pure, clock injected, knows nothing of FC.
+
+DingTalk signs each callback with ``sign = base64(HMAC-SHA256(appSecret, timestamp + "\\n" +
+appSecret))`` and documents that a timestamp more than one hour from the server clock is
+invalid, which bounds how long a captured request can be replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from shared.errors import SignatureError
+
+
+def compute_sign(app_secret: str, timestamp: str) -> str:
+    digest = hmac.new(app_secret.encode("utf-8"), f"{timestamp}\n{app_secret}".encode("utf-8"),
+                      hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_signature(app_secret: str, timestamp: str | None, sign: str | None, *, now_ms: int,
+                     window_seconds: int) -> None:
+    """Raise ``SignatureError`` unless ``sign`` is DingTalk's and ``timestamp`` is fresh."""
+    if not app_secret:
+        raise SignatureError("no app secret configured")
+    if not timestamp or not sign:
+        raise SignatureError("missing timestamp or sign header")
+    if not timestamp.isdigit():
+        raise SignatureError("timestamp is not a millisecond number")
+    if abs(now_ms - int(timestamp)) > window_seconds * 1000:
+        raise SignatureError("timestamp outside the allowed window")
+    expected = compute_sign(app_secret, timestamp)
+    if not hmac.compare_digest(expected.encode("ascii"), sign.strip().encode("utf-8", "replace")):
+        raise SignatureError("signature mismatch")

@@ -1,0 +1,63 @@
+"""Posting to DingTalk's ``sessionWebhook``: only to DingTalk, only while it is valid, errcode checked.
+
+The webhook URL comes from the callback body, so it is attacker-controlled data until the
+signature is checked, and still a way to make the function POST anywhere: only the allowed
+hosts are used (DingTalk's by default). DingTalk answers HTTP 200 with a non-zero ``errcode``
+for refused messages, so the body is always checked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
+
+import requests
+
+from shared import log
+from shared.errors import WebhookError
+
+THROTTLED = {130101, 130102}
+EXPIRED = 300001
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+logger = log.get("webhook")
+
+
+class WebhookSender:
+    def __init__(self, allowed_hosts: Tuple[str, ...], *, session: Optional[requests.Session] = None,
+                 timeout: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.clock = clock
+
+    def check(self, url: str, expires_ms: Optional[int]) -> None:
+        """Raise ``WebhookError`` for a host we may not post to or an expired session."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if host not in self.allowed_hosts:
+            raise WebhookError(f"webhook host {host or '?'} is not in ALLOWED_WEBHOOK_HOSTS")
+        if parts.scheme != "https" and not (parts.scheme == "http" and host in LOOPBACK):
+            raise WebhookError(f"webhook scheme {parts.scheme} is not https")
+        if expires_ms is not None and expires_ms <= self.clock() * 1000:
+            raise WebhookError("session webhook has expired")
+
+    def post(self, url: str, body: Dict[str, Any]) -> None:
+        """POST one message; raise ``WebhookError`` (``retryable`` for throttling/5xx/network)."""
+        try:
+            response = self.session.post(url, json=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise WebhookError(f"webhook unreachable: {type(exc).__name__}", retryable=True) from None
+        if response.status_code >= 500:
+            raise WebhookError(f"webhook HTTP {response.status_code}", retryable=True)
+        if response.status_code >= 400:
+            raise WebhookError(f"webhook HTTP {response.status_code}")
+        try:
+            result = response.json()
+        except ValueError:
+            raise WebhookError("webhook answered with a non-JSON body") from None
+        errcode = result.get("errcode", 0) if isinstance(result, dict) else 0
+        if errcode:
+            raise WebhookError(f"webhook errcode {errcode}: {result.get('errmsg', '')}",
+                               retryable=errcode in THROTTLED)
