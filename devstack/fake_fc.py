@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +26,16 @@ from devstack.loopback import JsonHandler, LoopbackServer
 ROOT = Path(__file__).resolve().parent.parent
 FC2_PREFIX = "/2016-08-15/services/"
 FC3_PREFIX = "/2023-03-30/functions/"
+
+
+def die_with_parent() -> None:
+    """Children end with the stack even when it is killed outright (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class FunctionPool:
@@ -48,7 +59,8 @@ class FunctionPool:
     def _spawn(self, env: Dict[str, str]) -> subprocess.Popen:
         process = subprocess.Popen([sys.executable, "-m", "devstack.worker", str(self.function_dir)],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                   env=env, cwd=str(self.function_dir), text=True, encoding="utf-8")
+                                   env=env, cwd=str(self.function_dir), text=True, encoding="utf-8",
+                                   preexec_fn=die_with_parent)
         ready = process.stdout.readline()
         if not ready:
             raise RuntimeError(f"the {self.function_dir.name} worker failed to start; see its log")

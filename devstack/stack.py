@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 import requests
 
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
-from devstack.fake_fc import FakeFC, FunctionPool
+from devstack.fake_fc import FakeFC, FunctionPool, die_with_parent
 from devstack.fake_llm import FakeLLM
 from devstack.loopback import PortInUse, free_port
 
@@ -126,7 +126,7 @@ class LocalStack:
         env.update(self.receiver_environment(), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         log = open(self.log_dir / "receiver.log", "a")
         self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(RECEIVER_DIR),
-                                         text=True)
+                                         text=True, preexec_fn=die_with_parent)
         log.close()
         line = self.receiver.stdout.readline()
         if not line:

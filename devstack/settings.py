@@ -1,0 +1,65 @@
+"""Command-line and ``.env`` settings of the local stack, shared by ``make run`` and ``make demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+from devstack.stack import ROOT, RealModel, StackSettings
+
+KEY_VARIABLES = ("OPENAI_API_KEY", "CHATGPT_API_KEY", "USER_API_KEY")
+
+
+def read_dotenv(path: Path) -> Dict[str, str]:
+    """``NAME=value`` lines; ``#`` comments, ``export`` and surrounding quotes are allowed."""
+    values: Dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text("utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def real_model(env: Mapping[str, str]) -> Optional[RealModel]:
+    """The real endpoint when a key is configured, else None (the offline model)."""
+    key = next((env[name] for name in KEY_VARIABLES if env.get(name)), None)
+    if not key:
+        return None
+    return RealModel(api_key=key, endpoint=env.get("ENDPOINT") or "https://api.openai.com", model=env.get("MODEL"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fc2", action="store_true", help="serve the receiver WSGI-style and invoke through the FC 2.0 API")
+    parser.add_argument("--offline", action="store_true", help="use the offline model even when an API key is set")
+    parser.add_argument("--receiver-port", type=int, default=int(os.environ.get("RECEIVER_PORT", 8000)))
+    parser.add_argument("--fc-port", type=int, default=int(os.environ.get("FC_PORT", 0)))
+    parser.add_argument("--dingtalk-port", type=int, default=int(os.environ.get("DINGTALK_PORT", 0)))
+    parser.add_argument("--llm-port", type=int, default=int(os.environ.get("LLM_PORT", 0)))
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="where the OSS mount and logs live")
+
+
+def settings_from(args: argparse.Namespace) -> StackSettings:
+    env = {**read_dotenv(ROOT / ".env"), **os.environ}
+    return StackSettings(state_dir=args.state_dir, fc2=args.fc2, receiver_port=args.receiver_port,
+                         fc_port=args.fc_port, dingtalk_port=args.dingtalk_port, llm_port=args.llm_port,
+                         real_model=None if args.offline else real_model(env))
+
+
+def describe(settings: StackSettings, receiver_url: str, llm_url: Optional[str]) -> str:
+    model = (f"real model at {settings.real_model.endpoint} ({settings.real_model.model or 'default model'})"
+             if settings.real_model else f"OFFLINE demo model at {llm_url} (answers are canned; set "
+                                          f"OPENAI_API_KEY in .env for a real one)")
+    form = "FC 2.0 (WSGI handler, FC 2.0 invoke API)" if settings.fc2 else "FC 3.0 (event handler, FC 3.0 invoke API)"
+    return (f"receiver  {receiver_url}  [{form}]\n"
+            f"model     {model}\n"
+            f"history   {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
+            f"logs      {settings.state_dir / 'logs'}")

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""``make run``: chat with the bot in the terminal through the whole local chain.
+
+Each line travels receiver → FC API → reply function → model → sessionWebhook, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devstack.loopback import PortInUse  # noqa: E402
+from devstack.settings import add_arguments, describe, settings_from  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from devstack.terminal import render_message  # noqa: E402
+
+HELP = """You are a DingTalk user; every line you type is a message to the bot.
+  /group [NAME]  talk in a group (default 演示群); the bot @-mentions you there
+  /dm            talk one-to-one with the bot
+  /as NAME       become another user
+  /quit          stop (Ctrl-D works too)
+Bot commands such as \\clear, /clear and \\help go to the bot."""
+
+
+class Chat:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.user = "张三"
+        self.group = "演示群"
+        self.in_group = True
+        self.names: dict[str, str] = {}
+
+    @property
+    def staff_id(self) -> str:
+        return "staff-" + hashlib.sha1(self.user.encode()).hexdigest()[:8]
+
+    @property
+    def prompt(self) -> str:
+        where = f"群「{self.group}」" if self.in_group else "单聊"
+        return f"{self.user} @ {where}> "
+
+    def local_command(self, line: str) -> bool:
+        word, _, rest = line.partition(" ")
+        if word == "/dm":
+            self.in_group = False
+        elif word == "/group":
+            self.in_group, self.group = True, rest.strip() or self.group
+        elif word == "/as" and rest.strip():
+            self.user = rest.strip()
+        elif word in ("/quit", "/exit"):
+            raise EOFError
+        elif word == "/local":
+            print(HELP)
+        else:
+            return False
+        return True
+
+    def say(self, text: str) -> None:
+        self.names[self.staff_id] = self.user
+        conversation = f"cid-group-{self.group}" if self.in_group else f"cid-dm-{self.staff_id}"
+        exchange = self.stack.send(text, group=self.in_group, conversation_id=conversation, sender_nick=self.user,
+                                   sender_staff_id=self.staff_id)
+        if exchange.status != 200:
+            print(f"  (receiver answered HTTP {exchange.status}; see .local/logs/receiver.log)")
+        for message in exchange.replies:
+            body = render_message(message, self.names)
+            print("🤖 " + body.replace("\n", "\n   "))
+        if exchange.status == 200 and not exchange.replies:
+            print(f"  (no answer: {exchange.outcome}; see .local/logs/reply.log)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    settings = settings_from(parser.parse_args())
+    try:
+        stack = LocalStack(settings).start()
+    except (PortInUse, RuntimeError) as exc:
+        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(describe(settings, stack.receiver_url, stack.llm.url if stack.llm else None))
+        print("\n" + HELP + "\n  /local         show this help again\n")
+        chat = Chat(stack)
+        while True:
+            try:
+                line = input(chat.prompt).strip()
+            except (EOFError, KeyboardInterrupt):
+                print()
+                break
+            if not line:
+                continue
+            try:
+                if not chat.local_command(line):
+                    chat.say(line)
+            except EOFError:
+                break
+    finally:
+        stack.stop()
+        print("stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""``make demo``: a short scripted conversation through the local stack; exits non-zero if it goes wrong."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devstack.loopback import PortInUse  # noqa: E402
+from devstack.settings import add_arguments, describe, settings_from  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from devstack.terminal import render_message  # noqa: E402
+
+SCRIPT = [
+    # (who, in group?, text, expected outcome)
+    ("张三", True, "\\clear", "cleared"),
+    ("张三", True, "你好，我叫张三", "answered"),
+    ("张三", True, "我刚才说了什么？", "answered"),
+    ("李四", True, "给我一段代码", "answered"),
+    ("张三", True, "  \\clear", "cleared"),
+    ("张三", True, "我刚才说了什么？", "answered"),
+    ("李四", False, "你好", "answered"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    parser.set_defaults(receiver_port=0)
+    args = parser.parse_args()
+    settings = settings_from(args)
+    try:
+        stack = LocalStack(settings).start()
+    except (PortInUse, RuntimeError) as exc:
+        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+        return 1
+    failures = 0
+    try:
+        print(describe(settings, stack.receiver_url, stack.llm.url if stack.llm else None) + "\n")
+        for user, group, text, expected in SCRIPT:
+            staff_id = "staff-" + ("zhangsan" if user == "张三" else "lisi")
+            where = "群" if group else "单聊"
+            print(f"{user} ({where})> {text}")
+            exchange = stack.send(text, group=group, sender_nick=user, sender_staff_id=staff_id,
+                                  conversation_id="cid-group-demo" if group else f"cid-dm-{staff_id}")
+            for message in exchange.replies:
+                print("🤖 " + render_message(message, {"staff-zhangsan": "张三", "staff-lisi": "李四"})
+                      .replace("\n", "\n   "))
+            if exchange.outcome != expected or not exchange.replies:
+                failures += 1
+                print(f"  !! expected {expected}, got {exchange.outcome} (HTTP {exchange.status})")
+            print()
+    finally:
+        stack.stop()
+    print("demo finished: all answers arrived." if not failures else f"demo finished with {failures} problem(s).")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""End to end through the local stack: receiver process → FC API → reply workers → model → webhook."""
+
+import pytest
+
+from devstack.stack import LocalStack, StackSettings
+
+
+@pytest.fixture(scope="module", params=["fc3", "fc2"])
+def stack(request, tmp_path_factory):
+    settings = StackSettings(state_dir=tmp_path_factory.mktemp(request.param), fc2=request.param == "fc2", workers=2)
+    with LocalStack(settings) as running:
+        yield running
+
+
+def texts(exchange):
+    return [m.get("text", {}).get("content") or m["markdown"]["text"] for m in exchange.replies]
+
+
+def test_group_message_is_answered_mentioning_the_asker(stack):
+    exchange = stack.send("你好", conversation_id="cid-e2e-group", sender_staff_id="staff-a")
+    assert (exchange.status, exchange.outcome) == (200, "answered")
+    assert exchange.replies[0]["at"]["atUserIds"] == ["staff-a"]
+    assert "你好" in texts(exchange)[0]
+
+
+def test_direct_message_is_answered_without_mention(stack):
+    exchange = stack.send("你好", group=False, conversation_id="cid-e2e-dm")
+    assert exchange.outcome == "answered" and "at" not in exchange.replies[0]
+
+
+def test_context_carries_across_turns_and_clear_resets_it(stack):
+    stack.send("我最喜欢的颜色是蓝色", conversation_id="cid-e2e-ctx")
+    assert "蓝色" in texts(stack.send("我刚才说了什么", conversation_id="cid-e2e-ctx"))[0]
+    assert stack.send(" \\clear", conversation_id="cid-e2e-ctx").outcome == "cleared"
+    assert "第一句" in texts(stack.send("我刚才说了什么", conversation_id="cid-e2e-ctx"))[0]
+
+
+def test_history_is_a_json_file_on_the_oss_mount(stack):
+    stack.send("存一下", conversation_id="cid-e2e-file")
+    files = list((stack.oss_dir / "dingbot" / "history").glob("*.json"))
+    assert any('"cid-e2e-file"' in f.read_text("utf-8") for f in files)
+
+
+def test_forged_callback_never_reaches_the_reply_function(stack):
+    stack.settings.app_secret, real = "forged-secret", stack.settings.app_secret
+    try:
+        exchange = stack.send("伪造的消息", conversation_id="cid-e2e-forged")
+    finally:
+        stack.settings.app_secret = real
+    assert exchange.status == 403 and exchange.replies == []
