@@ -5,13 +5,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt */requirements.txt | cksum | cut -d' ' -f1)
 ARGS   ?=
 
-.PHONY: help venv test run demo send clean
+.PHONY: help venv test run demo send build package doctor clean
 
 help:
 	@echo "make run    chat with the bot locally (offline by default)   ARGS='--fc2 --help ...'"
 	@echo "make demo   a scripted conversation through the local stack"
 	@echo "make test   the whole test suite"
 	@echo "make send   send a signed test message: ARGS='--url URL --secret SECRET 你好'"
+	@echo "make package  dist/*.zip for the FC console (Linux x86_64, CPython 3.10)"
+	@echo "make doctor   check a configuration (.env) before or after deploying"
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "dingbot-fc needs Python 3.10 or newer (FC python3.10); run: make PYTHON=python3.10 ...")'
@@ -33,5 +35,14 @@ demo: venv
 send: venv
 	@$(PY) scripts/send_test_message.py $(ARGS)
 
+build: venv
+	$(PY) scripts/package.py --no-zip
+
+package: venv
+	$(PY) scripts/package.py
+
+doctor: venv
+	@$(PY) scripts/doctor.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) dist .pytest_cache
+	rm -rf $(VENV) dist build .pytest_cache
