@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""``make doctor``: check a configuration before or after deploying; each check prints OK or what to fix.
+
+Reads ``.env`` (the file ``s deploy`` uses) and the environment. Optional live checks:
+  --oss-dir PATH   the OSS mount (or any directory) is writable
+  --check-llm      one tiny request to the model endpoint with the configured key
+  --url URL        the deployed receiver answers a signed probe (a signed empty body: 400 means the
+                   signature was accepted and nothing was invoked; 403 means the secret differs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devstack.fake_dingtalk import signed_headers  # noqa: E402
+from devstack.settings import read_dotenv  # noqa: E402
+from shared.config import ReceiverConfig, ReplyConfig  # noqa: E402
+from shared.errors import ConfigError  # noqa: E402
+
+ROLE_ARN = re.compile(r"^acs:ram::\d+:role/[\w.\-]+$", re.I)
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+OSS_ENDPOINT = re.compile(r"^https?://oss-[a-z0-9-]+(-internal)?\.aliyuncs\.com/?$")
+
+
+@dataclass
+class Result:
+    ok: bool
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{'OK ' if self.ok else 'FIX'}  {self.name}: {self.detail}"
+
+
+def reply_env(env: Mapping[str, str]) -> Dict[str, str]:
+    """``.env`` names the model endpoint ``LLM_ENDPOINT`` (``ENDPOINT`` means the FC API to the receiver)."""
+    out = dict(env)
+    if env.get("LLM_ENDPOINT"):
+        out["ENDPOINT"] = env["LLM_ENDPOINT"]
+    return out
+
+
+def check_receiver_config(env: Mapping[str, str]) -> Result:
+    try:
+        config = ReceiverConfig.from_env(env)
+    except ConfigError as exc:
+        return Result(False, "receiver settings", str(exc))
+    api = f"FC 2.0 API, service {config.service_name}" if config.uses_fc2_api else "FC 3.0 API"
+    endpoint = config.fc_endpoint or "<account>.<region>-internal.fc.aliyuncs.com (derived at run time)"
+    return Result(True, "receiver settings", f"invokes {config.reply_function} via {api} at {endpoint}")
+
+
+def check_reply_config(env: Mapping[str, str]) -> Result:
+    try:
+        config = ReplyConfig.from_env(reply_env(env))
+    except ConfigError as exc:
+        return Result(False, "reply settings", str(exc))
+    return Result(True, "reply settings", f"model {config.model} at {config.llm_base_url}, "
+                                          f"{config.history_length} turns of history")
+
+
+def check_pattern(env: Mapping[str, str], name: str, pattern: re.Pattern, fix: str) -> Result:
+    value = env.get(name, "").strip()
+    if not value:
+        return Result(False, name, f"not set; {fix}")
+    if not pattern.match(value):
+        return Result(False, name, f"{value!r} looks wrong; {fix}")
+    return Result(True, name, value)
+
+
+def check_oss_dir(directory: Path) -> Result:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-", delete=True) as probe:
+            probe.write(b"ok")
+            probe.flush()
+    except OSError as exc:
+        return Result(False, "OSS mount", f"{directory} is not writable ({exc.strerror}); check the mount and the "
+                                          f"function role's OSS permissions")
+    return Result(True, "OSS mount", f"{directory} is writable")
+
+
+def check_llm(env: Mapping[str, str]) -> Result:
+    try:
+        config = ReplyConfig.from_env(reply_env(env))
+    except ConfigError as exc:
+        return Result(False, "model endpoint", str(exc))
+    import openai
+
+    client = openai.OpenAI(base_url=config.llm_base_url, api_key=config.api_key, timeout=20, max_retries=0)
+    started = time.monotonic()
+    try:
+        client.chat.completions.create(model=config.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1)
+    except openai.AuthenticationError:
+        return Result(False, "model endpoint", "the key was refused (401): check CHATGPT_API_KEY / USER_API_KEY")
+    except openai.NotFoundError as exc:
+        return Result(False, "model endpoint", f"404 ({exc.message}): check MODEL and the endpoint's path")
+    except openai.APIStatusError as exc:
+        return Result(False, "model endpoint", f"HTTP {exc.status_code}: {exc.message}")
+    except openai.APIConnectionError:
+        return Result(False, "model endpoint", f"cannot connect to {config.llm_base_url}")
+    return Result(True, "model endpoint", f"{config.model} answered in {(time.monotonic() - started) * 1000:.0f} ms")
+
+
+def check_receiver_url(url: str, secret: str) -> Result:
+    if not secret:
+        return Result(False, "receiver URL", "DINGTALK_APP_SECRET is needed to sign the probe")
+    try:
+        response = requests.post(url, data=b"{}", headers=signed_headers(secret), timeout=15)
+    except requests.RequestException as exc:
+        return Result(False, "receiver URL", f"cannot reach {url}: {type(exc).__name__}")
+    if response.status_code == 400:
+        return Result(True, "receiver URL", "answers, and accepted the signature (probe carried no message)")
+    if response.status_code == 403:
+        return Result(False, "receiver URL", "signature refused: the function's DINGTALK_APP_SECRET differs from "
+                                             "this one, it is unset, or a clock is more than 1 hour off")
+    return Result(False, "receiver URL", f"unexpected HTTP {response.status_code}: {response.text[:200]}")
+
+
+def run_checks(env: Mapping[str, str], args: argparse.Namespace) -> List[Result]:
+    checks: List[Callable[[], Result]] = [
+        lambda: check_receiver_config(env),
+        lambda: check_reply_config(env),
+    ]
+    if args.deploy:
+        checks += [
+            lambda: check_pattern(env, "REGION", re.compile(r"^[a-z]{2}-[a-z0-9-]+$"), "e.g. cn-hangzhou"),
+            lambda: check_pattern(env, "FC_ROLE_ARN", ROLE_ARN, "acs:ram::<account id>:role/<name> of a RAM role"),
+            lambda: check_pattern(env, "OSS_BUCKET", BUCKET, "the bucket name only, lower-case"),
+            lambda: check_pattern(env, "OSS_ENDPOINT", OSS_ENDPOINT,
+                                  "e.g. http://oss-cn-hangzhou-internal.aliyuncs.com (same region)"),
+        ]
+    if args.oss_dir:
+        checks.append(lambda: check_oss_dir(args.oss_dir))
+    if args.check_llm:
+        checks.append(lambda: check_llm(env))
+    if args.url:
+        checks.append(lambda: check_receiver_url(args.url, env.get("DINGTALK_APP_SECRET", "")))
+    return [check() for check in checks]
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
+    parser.add_argument("--no-deploy", dest="deploy", action="store_false",
+                        help="skip the s deploy settings (REGION, FC_ROLE_ARN, OSS_*)")
+    parser.add_argument("--oss-dir", type=Path)
+    parser.add_argument("--check-llm", action="store_true")
+    parser.add_argument("--url")
+    args = parser.parse_args(argv)
+    env = {**read_dotenv(args.env_file), **os.environ}
+    results = run_checks(env, args)
+    for result in results:
+        print(result.line())
+    failed = sum(not r.ok for r in results)
+    print(f"\n{len(results) - failed} OK, {failed} to fix")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

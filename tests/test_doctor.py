@@ -1,0 +1,78 @@
+"""``make doctor`` tells a good configuration from a broken one, naming what to fix."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import API_KEY, APP_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import doctor  # noqa: E402
+
+GOOD = {"REGION": "cn-hangzhou", "FC_ROLE_ARN": "acs:ram::1234567890:role/dingbot", "OSS_BUCKET": "my-bot",
+        "OSS_ENDPOINT": "http://oss-cn-hangzhou-internal.aliyuncs.com", "DINGTALK_APP_SECRET": APP_SECRET,
+        "CHATGPT_API_KEY": API_KEY}
+
+
+def run(tmp_path, env, *args, capsys=None):
+    env_file = tmp_path / "doctor.env"
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in env.items()))
+    code = doctor.main(["--env-file", str(env_file), *args])
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(use_env):
+    use_env({})
+
+
+def test_good_configuration_is_all_ok(tmp_path, capsys):
+    code, out = run(tmp_path, GOOD, "--oss-dir", str(tmp_path / "oss"), capsys=capsys)
+    assert code == 0 and "FIX" not in out and "7 OK, 0 to fix" in out
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("DINGTALK_APP_SECRET", "", "DINGTALK_APP_SECRET"),
+    ("FC_ROLE_ARN", "dingbot-role", "acs:ram::"),
+    ("OSS_ENDPOINT", "oss-cn-hangzhou.aliyuncs.com", "OSS_ENDPOINT"),
+    ("HISTORY_LENGTH", "lots", "HISTORY_LENGTH"),
+])
+def test_each_broken_setting_is_named_with_its_fix(tmp_path, capsys, name, value, expected):
+    code, out = run(tmp_path, {**GOOD, name: value}, capsys=capsys)
+    assert code == 1
+    assert any(line.startswith("FIX") and expected in line for line in out.splitlines())
+
+
+def test_unwritable_oss_dir_is_reported(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = run(tmp_path, GOOD, "--oss-dir", str(blocker / "sub"), capsys=capsys)
+    assert code == 1 and "FIX  OSS mount" in out
+
+
+def test_model_endpoint_check_uses_the_key(tmp_path, capsys, llm):
+    code, out = run(tmp_path, {**GOOD, "LLM_ENDPOINT": llm.url}, "--check-llm", capsys=capsys)
+    assert code == 0 and "OK   model endpoint" in out
+    code, out = run(tmp_path, {**GOOD, "LLM_ENDPOINT": llm.url, "CHATGPT_API_KEY": "sk-wrong"}, "--check-llm",
+                    capsys=capsys)
+    assert code == 1 and "key was refused" in out
+
+
+def test_receiver_probe_tells_a_matching_secret_from_a_wrong_one(tmp_path, capsys, receiver_env):
+    env = {**receiver_env, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "devstack.http_runtime", str(ROOT / "dingtalk_conversation")],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        url = json.loads(server.stdout.readline())["url"]
+        code, out = run(tmp_path, GOOD, "--url", url, capsys=capsys)
+        assert code == 0 and "accepted the signature" in out
+        code, out = run(tmp_path, {**GOOD, "DINGTALK_APP_SECRET": "other"}, "--url", url, capsys=capsys)
+        assert code == 1 and "signature refused" in out
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
