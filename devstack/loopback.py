@@ -47,9 +47,17 @@ class LoopbackServer(ThreadingHTTPServer):
         try:
             super().__init__((host, port), handler)
         except OSError as exc:
-            raise PortInUse(f"port {port} on {host} is in use ({exc.strerror}); stop what uses it "
-                            f"or choose another port (see `make run ARGS=--help`)") from None
+            raise PortInUse(_port_message(port, host, exc)) from None
         self._thread: Optional[threading.Thread] = None
+
+    @staticmethod
+    def ensure_free(port: int, option: str, host: str = "127.0.0.1") -> None:
+        """Fail with a clear message before a child process finds the port taken."""
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise PortInUse(_port_message(port, host, exc, option)) from None
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -69,6 +77,11 @@ class LoopbackServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def _port_message(port: int, host: str, exc: OSError, option: str = "the matching --...-port option") -> str:
+    return (f"port {port} on {host} is not available ({exc.strerror}); stop what uses it or pick another "
+            f"port with {option} (e.g. `make run ARGS=\"{option} {port + 1}\"`)")
 
 
 def free_port() -> int:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
-from devstack.stack import ROOT, RealModel, StackSettings
+from devstack.loopback import PortInUse
+from devstack.stack import ROOT, LocalStack, RealModel, StackSettings
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "CHATGPT_API_KEY", "USER_API_KEY")
+REQUIRED_MODULES = {"requests": "requests", "openai": "openai", "fc2": "aliyun-fc2",
+                    "alibabacloud_fc20230330": "alibabacloud-fc20230330"}
+
+
+def missing_dependencies() -> list:
+    """Packages the stack needs that this Python lacks (run outside ``make``'s venv)."""
+    import importlib.util
+
+    return [package for module, package in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None]
 
 
 def read_dotenv(path: Path) -> Dict[str, str]:
@@ -54,12 +65,29 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
                          real_model=None if args.offline else real_model(env))
 
 
-def describe(settings: StackSettings, receiver_url: str, llm_url: Optional[str]) -> str:
+def launch(args: argparse.Namespace) -> Optional[LocalStack]:
+    """Start the stack, or print what to do and return None (missing packages, ports taken)."""
+    missing = missing_dependencies()
+    if missing:
+        print(f"missing Python packages: {', '.join(missing)}. Use `make run` / `make demo`: they create .venv "
+              f"and install requirements.txt (or: pip install -r requirements.txt)", file=sys.stderr)
+        return None
+    try:
+        return LocalStack(settings_from(args)).start()
+    except (PortInUse, RuntimeError) as exc:
+        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+        return None
+
+
+def describe(stack: LocalStack) -> str:
+    settings = stack.settings
     model = (f"real model at {settings.real_model.endpoint} ({settings.real_model.model or 'default model'})"
-             if settings.real_model else f"OFFLINE demo model at {llm_url} (answers are canned; set "
+             if settings.real_model else f"OFFLINE demo model at {stack.llm.url} (answers are canned; set "
                                           f"OPENAI_API_KEY in .env for a real one)")
     form = "FC 2.0 (WSGI handler, FC 2.0 invoke API)" if settings.fc2 else "FC 3.0 (event handler, FC 3.0 invoke API)"
-    return (f"receiver  {receiver_url}  [{form}]\n"
+    return (f"receiver  {stack.receiver_url}  [{form}]\n"
+            f"FC API    {stack.fc.url}  (runs dingtalk_chatgpt_reply in {settings.workers} worker processes)\n"
+            f"DingTalk  {stack.sink.url}/robot/sendBySession  (sessionWebhook sink)\n"
             f"model     {model}\n"
             f"history   {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
             f"logs      {settings.state_dir / 'logs'}")

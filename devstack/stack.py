@@ -21,7 +21,7 @@ import requests
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
 from devstack.fake_fc import FakeFC, FunctionPool, die_with_parent
 from devstack.fake_llm import FakeLLM
-from devstack.loopback import PortInUse, free_port
+from devstack.loopback import LoopbackServer, PortInUse, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RECEIVER_DIR = ROOT / "dingtalk_conversation"
@@ -119,6 +119,7 @@ class LocalStack:
 
     def _start_receiver(self) -> None:
         port = self.settings.receiver_port or free_port()
+        LoopbackServer.ensure_free(port, "--receiver-port")
         command = [sys.executable, "-m", "devstack.http_runtime", str(RECEIVER_DIR), "--port", str(port)]
         if self.settings.fc2:
             command.append("--fc2")

@@ -13,8 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.loopback import PortInUse  # noqa: E402
-from devstack.settings import add_arguments, describe, settings_from  # noqa: E402
+from devstack.settings import add_arguments, describe, launch  # noqa: E402
 from devstack.stack import LocalStack  # noqa: E402
 from devstack.terminal import render_message  # noqa: E402
 
@@ -76,14 +75,11 @@ class Chat:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    settings = settings_from(parser.parse_args())
-    try:
-        stack = LocalStack(settings).start()
-    except (PortInUse, RuntimeError) as exc:
-        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+    stack = launch(parser.parse_args())
+    if stack is None:
         return 1
     try:
-        print(describe(settings, stack.receiver_url, stack.llm.url if stack.llm else None))
+        print(describe(stack))
         print("\n" + HELP + "\n  /local         show this help again\n")
         chat = Chat(stack)
         while True:

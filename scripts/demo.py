@@ -9,9 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.loopback import PortInUse  # noqa: E402
-from devstack.settings import add_arguments, describe, settings_from  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
+from devstack.settings import add_arguments, describe, launch  # noqa: E402
 from devstack.terminal import render_message  # noqa: E402
 
 SCRIPT = [
@@ -30,16 +28,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser)
     parser.set_defaults(receiver_port=0)
-    args = parser.parse_args()
-    settings = settings_from(args)
-    try:
-        stack = LocalStack(settings).start()
-    except (PortInUse, RuntimeError) as exc:
-        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+    stack = launch(parser.parse_args())
+    if stack is None:
         return 1
     failures = 0
     try:
-        print(describe(settings, stack.receiver_url, stack.llm.url if stack.llm else None) + "\n")
+        print(describe(stack) + "\n")
         for user, group, text, expected in SCRIPT:
             staff_id = "staff-" + ("zhangsan" if user == "张三" else "lisi")
             where = "群" if group else "单聊"
