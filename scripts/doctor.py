@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests
 
@@ -63,11 +63,18 @@ def check_receiver_config(env: Mapping[str, str]) -> Result:
     return Result(True, "receiver settings", f"invokes {config.reply_function} via {api} at {endpoint}")
 
 
-def check_reply_config(env: Mapping[str, str]) -> Result:
+def load_reply_config(env: Mapping[str, str], check: str) -> Tuple[Optional[ReplyConfig], Optional[Result]]:
+    """The reply function's settings, or the failed check that names the variable to fix."""
     try:
-        config = ReplyConfig.from_env(reply_env(env))
+        return ReplyConfig.from_env(reply_env(env)), None
     except ConfigError as exc:
-        return Result(False, "reply settings", str(exc))
+        return None, Result(False, check, str(exc))
+
+
+def check_reply_config(env: Mapping[str, str]) -> Result:
+    config, failure = load_reply_config(env, "reply settings")
+    if config is None:
+        return failure
     return Result(True, "reply settings", f"model {config.model} at {config.llm_base_url}, "
                                           f"{config.history_length} turns of history")
 
@@ -94,10 +101,9 @@ def check_oss_dir(directory: Path) -> Result:
 
 
 def check_llm(env: Mapping[str, str]) -> Result:
-    try:
-        config = ReplyConfig.from_env(reply_env(env))
-    except ConfigError as exc:
-        return Result(False, "model endpoint", str(exc))
+    config, failure = load_reply_config(env, "model endpoint")
+    if config is None:
+        return failure
     import openai
 
     client = openai.OpenAI(base_url=config.llm_base_url, api_key=config.api_key, timeout=20, max_retries=0)
