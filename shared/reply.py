@@ -80,12 +80,13 @@ class Replier:
         return texts.UNKNOWN_COMMAND.format(command=name), "unknown-command"
 
     def deliver(self, message: IncomingMessage, answer: str) -> bool:
-        """Post every part in order; stop at the first part DingTalk refuses."""
+        """Post every part in order, each retried on its own, so an accepted part is never sent again;
+        stop at the first part DingTalk finally refuses."""
         mention = message.senderStaffId if message.is_group and message.senderStaffId else None
         for index, body in enumerate(build_dingtalk_messages(answer, mention=mention,
                                                              max_bytes=self.config.max_message_bytes)):
             try:
-                self.sender.post(message.sessionWebhook, body)
+                self.sender.post_with_retry(message.sessionWebhook, body, message.sessionWebhookExpiredTime)
             except WebhookError as exc:
                 logger.error("DingTalk refused part %d: %s", index + 1, exc)
                 return False

@@ -8,6 +8,7 @@ for refused messages, so the body is always checked.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
@@ -20,17 +21,22 @@ from shared.errors import WebhookError
 THROTTLED = {130101, 130102}
 EXPIRED = 300001
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ATTEMPTS = 4
+BASE_DELAY_SECONDS = 0.5
 
 logger = log.get("webhook")
 
 
 class WebhookSender:
     def __init__(self, allowed_hosts: Tuple[str, ...], *, session: Optional[requests.Session] = None,
-                 timeout: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+                 timeout: float = 10.0, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random) -> None:
         self.allowed_hosts = allowed_hosts
         self.session = session or requests.Session()
         self.timeout = timeout
         self.clock = clock
+        self.sleep = sleep
+        self.jitter = jitter
 
     def check(self, url: str, expires_ms: Optional[int]) -> None:
         """Raise ``WebhookError`` for a host we may not post to or an expired session."""
@@ -61,3 +67,17 @@ class WebhookSender:
         if errcode:
             raise WebhookError(f"webhook errcode {errcode}: {result.get('errmsg', '')}",
                                retryable=errcode in THROTTLED)
+
+    def post_with_retry(self, url: str, body: Dict[str, Any], expires_ms: Optional[int]) -> None:
+        """Retry what DingTalk may accept later (network, 5xx, throttling) with capped exponential
+        backoff and jitter; give up rather than wait past the session webhook's expiry."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self.post(url, body)
+            except WebhookError as exc:
+                delay = BASE_DELAY_SECONDS * 2 ** (attempt - 1) * (0.5 + self.jitter())
+                expires_first = expires_ms is not None and (self.clock() + delay) * 1000 >= expires_ms
+                if not exc.retryable or attempt == ATTEMPTS or expires_first:
+                    raise
+                logger.warning("%s; retry %d in %.2fs", exc, attempt, delay)
+                self.sleep(delay)

@@ -182,3 +182,13 @@ def test_tutorial_payload_is_answered(reply, reply_env, use_env, llm, sink):
               "id": "张三"}
     assert run(reply, json.dumps(legacy).encode()) == "answered"
     assert len(sink.wait_for(1)) == 1
+
+
+def test_webhook_5xx_then_success_delivers_every_part_once_in_order(reply, reply_env, use_env, llm, sink):
+    use_env(reply_env)
+    sink.fail_next({"status": 502})
+    assert run(reply, payload(sink, "写一篇长文")) == "answered"
+    messages = sink.wait_for(2)
+    joined = "".join(m["text"]["content"] for m in messages)
+    assert joined.count("第 1 段") == 1 and joined.count("第 40 段") == 1
+    assert joined.find("第 1 段") < joined.find("第 40 段")

@@ -53,3 +53,44 @@ def test_expired_session_is_refused():
     with pytest.raises(WebhookError, match="expired"):
         sender().check(URL, int(NOW * 1000) - 1)
     sender().check(URL, int(NOW * 1000) + 60_000)
+
+
+def retrying_sender(delays):
+    return WebhookSender(("oapi.dingtalk.com",), clock=lambda: NOW, sleep=delays.append, jitter=lambda: 0.5)
+
+
+@responses.activate
+def test_transient_failures_are_retried_with_growing_delays_until_accepted():
+    for reply in ({"status": 502, "json": {}}, {"json": {"errcode": 130101}}, {"json": {"errcode": 0}}):
+        responses.post(URL, **reply)
+    delays = []
+    retrying_sender(delays).post_with_retry(URL, {"n": 1}, None)
+    assert len(responses.calls) == 3
+    assert delays == [0.5, 1.0]
+
+
+@responses.activate
+def test_retries_are_bounded_when_dingtalk_keeps_failing():
+    responses.post(URL, status=503, json={})
+    delays = []
+    with pytest.raises(WebhookError, match="503"):
+        retrying_sender(delays).post_with_retry(URL, {}, None)
+    assert len(responses.calls) == 4 and len(delays) == 3
+
+
+@responses.activate
+def test_refusals_are_not_retried():
+    responses.post(URL, json={"errcode": 460101, "errmsg": "too long"})
+    delays = []
+    with pytest.raises(WebhookError):
+        retrying_sender(delays).post_with_retry(URL, {}, None)
+    assert len(responses.calls) == 1 and delays == []
+
+
+@responses.activate
+def test_no_retry_waits_past_the_webhook_expiry():
+    responses.post(URL, status=502, json={})
+    delays = []
+    with pytest.raises(WebhookError):
+        retrying_sender(delays).post_with_retry(URL, {}, int(NOW * 1000) + 300)
+    assert len(responses.calls) == 1 and delays == []
