@@ -63,7 +63,7 @@ def install_dependencies(requirements: List[str], target: Path, python310: Optio
     command = [python310 or sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                "--target", str(target), "--implementation", "cp", "--python-version", TARGET_PYTHON,
                "--only-binary=:all:", *platform_args, *requirements]
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
 
 
 def prune(directory: Path) -> None:
