@@ -118,8 +118,11 @@ class LocalStack:
         return self
 
     def _start_receiver(self) -> None:
-        port = self.settings.receiver_port or free_port()
-        LoopbackServer.ensure_free(port, "--receiver-port")
+        port = self.settings.receiver_port
+        if port:
+            LoopbackServer.ensure_free(port, "--receiver-port")
+        else:
+            port = free_port()
         command = [sys.executable, "-m", "devstack.http_runtime", str(RECEIVER_DIR), "--port", str(port)]
         if self.settings.fc2:
             command.append("--fc2")

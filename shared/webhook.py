@@ -19,7 +19,6 @@ from shared import log
 from shared.errors import WebhookError
 
 THROTTLED = {130101, 130102}
-EXPIRED = 300001
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ATTEMPTS = 4
 BASE_DELAY_SECONDS = 0.5
