@@ -30,7 +30,7 @@ RECEIVER_VARIABLES = (
 REPLY_VARIABLES = (
     "CHATGPT_API_KEY", "USER_API_KEY", "ENDPOINT", "MODEL", "SYSTEM_PROMPT", "TEMPERATURE",
     "TIMEOUT", "HISTORY_LENGTH", "HISTORY_SCOPE", "OSS_MOUNT_POINT", "ALLOWED_WEBHOOK_HOSTS",
-    "MAX_MESSAGE_BYTES", "LLM_MAX_RETRIES", "VERBOSE",
+    "MAX_MESSAGE_BYTES", "LLM_MAX_RETRIES", "ALLOWED_CONVERSATIONS", "ALLOWED_USERS", "VERBOSE",
 )
 
 
@@ -63,14 +63,20 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: Tuple[str,
     return raw
 
 
-def _host_list(env: Mapping[str, str], name: str, default: Tuple[str, ...]) -> Tuple[str, ...]:
+def _id_list(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
+    """Comma-separated ids; unset means "no restriction"."""
     raw = _text(env, name)
     if raw is None:
-        return default
-    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
-    if not hosts:
-        raise ConfigError(name, "lists no host; give comma-separated host names")
-    return hosts
+        return ()
+    ids = tuple(i.strip() for i in raw.split(",") if i.strip())
+    if not ids:
+        raise ConfigError(name, "lists nothing; give comma-separated ids or leave it unset")
+    return ids
+
+
+def _host_list(env: Mapping[str, str], name: str, default: Tuple[str, ...]) -> Tuple[str, ...]:
+    hosts = tuple(h.lower() for h in _id_list(env, name))
+    return hosts or default
 
 
 def allowed_webhook_hosts(env: Mapping[str, str]) -> Tuple[str, ...]:
@@ -158,7 +164,15 @@ class ReplyConfig:
     allowed_webhook_hosts: Tuple[str, ...]
     max_message_bytes: int
     llm_max_retries: int
+    allowed_conversations: Tuple[str, ...]
+    allowed_users: Tuple[str, ...]
     log_level: int
+
+    @property
+    def claim_ttl_ms(self) -> int:
+        """How long a message being answered blocks a second delivery: ``TIMEOUT`` bounds the model
+        call with its retries; the rest is room for paced, retried webhook posts."""
+        return int((self.timeout_seconds + 300) * 1000)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ReplyConfig":
@@ -178,6 +192,8 @@ class ReplyConfig:
             allowed_webhook_hosts=allowed_webhook_hosts(env),
             max_message_bytes=_number(env, "MAX_MESSAGE_BYTES", 6000, int, 500, 14000),
             llm_max_retries=_number(env, "LLM_MAX_RETRIES", 2, int, 0, 5),
+            allowed_conversations=_id_list(env, "ALLOWED_CONVERSATIONS"),
+            allowed_users=_id_list(env, "ALLOWED_USERS"),
             log_level=log_level(env),
         )
 

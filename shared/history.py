@@ -32,11 +32,16 @@ logger = log.get("history")
 
 @dataclass
 class Conversation:
-    """The stored turns (oldest first), the persona, and the msgIds already answered."""
+    """The stored turns (oldest first), the msgIds answered, and those being answered now.
+
+    A msgId goes from ``in_progress`` (claimed, with the time of the claim) to ``handled``, like an
+    idempotency record: a second delivery of the same message finds it in either and is skipped.
+    """
 
     key: str
     turns: List[Dict[str, str]] = field(default_factory=list)
     handled: Dict[str, int] = field(default_factory=dict)
+    in_progress: Dict[str, int] = field(default_factory=dict)
 
     def messages(self, length: int) -> List[Dict[str, str]]:
         """The last ``length`` question/answer pairs as chat messages."""
@@ -48,7 +53,8 @@ class Conversation:
         return out
 
     def to_json(self) -> Dict[str, Any]:
-        return {"version": FORMAT_VERSION, "key": self.key, "turns": self.turns, "handled": self.handled}
+        return {"version": FORMAT_VERSION, "key": self.key, "turns": self.turns, "handled": self.handled,
+                "in_progress": self.in_progress}
 
     @classmethod
     def from_json(cls, key: str, data: Any) -> "Conversation":
@@ -56,18 +62,31 @@ class Conversation:
             raise ValueError("not a history document")
         turns = [t for t in data.get("turns", []) if isinstance(t, dict)
                  and isinstance(t.get("question"), str) and isinstance(t.get("answer"), str)]
-        handled = data.get("handled") if isinstance(data.get("handled"), dict) else {}
-        return cls(key, turns, {str(k): int(v) for k, v in handled.items() if isinstance(v, (int, float))})
+        return cls(key, turns, _timestamps(data.get("handled")), _timestamps(data.get("in_progress")))
+
+
+def _timestamps(value: Any) -> Dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class HistoryStore(Protocol):
     def read(self, key: str) -> Conversation: ...
+
+    def claim(self, key: str, msg_id: str, ttl_ms: int) -> Optional[Conversation]: ...
+
+    def release(self, key: str, msg_id: str) -> None: ...
 
     def record_turn(self, key: str, msg_id: str, question: str, answer: str, keep: int) -> None: ...
 
     def record_handled(self, key: str, msg_id: str) -> None: ...
 
     def clear(self, key: str, msg_id: str) -> None: ...
+
+
+class _Unchanged(Exception):
+    """Raised inside ``_locked`` to leave the file as it is."""
 
 
 def _now_ms() -> int:
@@ -106,14 +125,18 @@ class FileHistoryStore:
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[Conversation]:
-        """Re-read under an exclusive lock, yield for changes, write back atomically."""
+        """Re-read under an exclusive lock, yield for changes, write back atomically (not when the
+        block raises ``_Unchanged``)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path_for(key)
         with open(path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 conversation = self.read(key)
-                yield conversation
+                try:
+                    yield conversation
+                except _Unchanged:
+                    return
                 self._write(path, conversation)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -138,6 +161,26 @@ class FileHistoryStore:
         handled = {k: v for k, v in conversation.handled.items() if now - v < HANDLED_TTL_MS}
         handled[msg_id] = now
         conversation.handled = dict(sorted(handled.items(), key=lambda kv: kv[1])[-HANDLED_KEEP:])
+        conversation.in_progress.pop(msg_id, None)
+
+    def claim(self, key: str, msg_id: str, ttl_ms: int) -> Optional[Conversation]:
+        """Mark ``msg_id`` as being answered and return the conversation, or None when it was
+        answered already or another invocation claimed it less than ``ttl_ms`` ago."""
+        with self._locked(key) as conversation:
+            now = _now_ms()
+            claimed_at = conversation.in_progress.get(msg_id)
+            if msg_id in conversation.handled or (claimed_at is not None and now - claimed_at < ttl_ms):
+                raise _Unchanged
+            conversation.in_progress = {k: v for k, v in conversation.in_progress.items() if now - v < ttl_ms}
+            conversation.in_progress[msg_id] = now
+            return conversation
+        return None
+
+    def release(self, key: str, msg_id: str) -> None:
+        """Give a claim back when nothing reached the user, so a later delivery can answer."""
+        with self._locked(key) as conversation:
+            if conversation.in_progress.pop(msg_id, None) is None:
+                raise _Unchanged
 
     def record_turn(self, key: str, msg_id: str, question: str, answer: str, keep: int) -> None:
         with self._locked(key) as conversation:

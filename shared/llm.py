@@ -7,7 +7,9 @@ as ``\\clear`` never needs it.
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, List, Optional
+import random
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from shared import log, texts
 from shared.config import ReplyConfig
@@ -16,11 +18,16 @@ from shared.errors import LLMError
 logger = log.get("llm")
 
 
+RETRY_BASE_SECONDS = 0.5
+MIN_ATTEMPT_SECONDS = 1.0
+
+
 @functools.lru_cache(maxsize=4)
-def _client(base_url: str, api_key: str, timeout: float, max_retries: int) -> Any:
+def _client(base_url: str, api_key: str, timeout: float) -> Any:
+    """Cached across warm invocations; retries are ours, bounded by the TIMEOUT budget."""
     from openai import OpenAI
 
-    return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+    return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
 
 
 def build_messages(question: str, history: List[Dict[str, str]], system_prompt: Optional[str]) -> List[Dict[str, str]]:
@@ -46,27 +53,70 @@ def _user_message(exc: Exception) -> str:
 
 
 class ChatModel:
-    """One question, answered with the conversation's recent turns."""
+    """One question, answered with the conversation's recent turns.
 
-    def __init__(self, config: ReplyConfig) -> None:
+    ``TIMEOUT`` bounds the whole answer, retries included: each attempt gets what is left of the
+    budget, and a retry (connection error, 429, 5xx, up to ``LLM_MAX_RETRIES``) is made only when
+    its backoff still leaves time for a useful attempt. 429 honours ``Retry-After``.
+    """
+
+    def __init__(self, config: ReplyConfig, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random) -> None:
         self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.jitter = jitter
 
     def answer(self, messages: List[Dict[str, str]]) -> str:
         import openai
 
-        client = _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds,
-                         self.config.llm_max_retries)
+        client = _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
         options: Dict[str, Any] = {"model": self.config.model, "messages": messages}
         if self.config.temperature is not None:
             options["temperature"] = self.config.temperature
-        try:
-            completion = client.chat.completions.create(**options)
-        except openai.OpenAIError as exc:
-            logger.error("model call failed: %s: %s", type(exc).__name__, exc)
-            raise LLMError(_user_message(exc), f"{type(exc).__name__}: {exc}") from None
+        deadline = self.clock() + self.config.timeout_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                completion = client.with_options(timeout=max(deadline - self.clock(), 0.1)).chat.completions.create(
+                    **options)
+                break
+            except openai.OpenAIError as exc:
+                delay = self._retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    logger.error("model call failed after %d attempt(s): %s: %s", attempt, type(exc).__name__, exc)
+                    raise LLMError(_user_message(exc), f"{type(exc).__name__}: {exc}") from None
+                logger.warning("model call failed (%s), retry %d in %.2fs", type(exc).__name__, attempt, delay)
+                self.sleep(delay)
         choices = getattr(completion, "choices", None) or []
         content = (choices[0].message.content or "").strip() if choices and choices[0].message else ""
         if not content:
             logger.error("model returned no text (choices=%d)", len(choices))
             raise LLMError(texts.EMPTY_ANSWER, "empty answer")
         return content
+
+    def _retry_delay(self, exc: Exception, attempt: int, deadline: float) -> Optional[float]:
+        """Seconds to wait before the next attempt, or None when no retry is due or affordable."""
+        import openai
+
+        if attempt > self.config.llm_max_retries or isinstance(exc, openai.APITimeoutError):
+            return None
+        if not isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
+            return None
+        delay = RETRY_BASE_SECONDS * 2 ** (attempt - 1) * (0.5 + self.jitter())
+        retry_after = _retry_after(exc)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if self.clock() + delay + MIN_ATTEMPT_SECONDS > deadline:
+            return None
+        return delay
+
+
+def _retry_after(exc: Exception) -> Optional[float]:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -36,26 +36,46 @@ class Replier:
         """Answer one message; return what happened (for logs, tests and the local stack)."""
         key = conversation_key(message.conversationId, message.sender_key,
                                self.config.history_per_sender and message.is_group)
-        conversation = self.store.read(key)
-        if message.msgId in conversation.handled:
-            logger.info("already answered, skipped")
-            return "duplicate"
         try:
             self.sender.check(message.sessionWebhook, message.sessionWebhookExpiredTime)
         except WebhookError as exc:
             logger.error("cannot answer: %s", exc)
             return "undeliverable"
+        conversation = self.store.claim(key, message.msgId, self.config.claim_ttl_ms)
+        if conversation is None:
+            logger.info("already answered or being answered, skipped")
+            return "duplicate"
         answer, outcome = self._answer(message, key, conversation)
-        if not self.deliver(message, answer):
+        parts, delivered = self.deliver(message, answer)
+        if delivered == 0:
+            self.store.release(key, message.msgId)
+            return "delivery-failed"
+        if delivered < parts:
+            self.store.record_handled(key, message.msgId)
             return "delivery-failed"
         if outcome == "answered":
             self.store.record_turn(key, message.msgId, message.question, answer, self.config.history_length)
         elif outcome != "cleared":
             self.store.record_handled(key, message.msgId)
-        logger.info("%s (%d chars)", outcome, len(answer))
+        logger.info("%s (%d chars in %d messages)", outcome, len(answer), parts)
         return outcome
 
+    def _refusal(self, message: IncomingMessage) -> Optional[str]:
+        """``ALLOWED_CONVERSATIONS`` / ``ALLOWED_USERS``: unset lets everyone in."""
+        config = self.config
+        if config.allowed_conversations and message.conversationId not in config.allowed_conversations:
+            logger.warning("refused conversation %s: not in ALLOWED_CONVERSATIONS", message.conversationId)
+            return texts.NOT_ALLOWED.format(scope="会话")
+        senders = {message.senderStaffId, message.senderId} - {""}
+        if config.allowed_users and not senders & set(config.allowed_users):
+            logger.warning("refused sender %s: not in ALLOWED_USERS", message.sender_key)
+            return texts.NOT_ALLOWED.format(scope="用户")
+        return None
+
     def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> tuple[str, str]:
+        refusal = self._refusal(message)
+        if refusal:
+            return refusal, "refused"
         if message.msgtype not in TEXT_TYPES:
             kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
             return texts.UNSUPPORTED.format(kind=kind), "unsupported"
@@ -79,18 +99,18 @@ class Replier:
             return texts.HELP, "help"
         return texts.UNKNOWN_COMMAND.format(command=name), "unknown-command"
 
-    def deliver(self, message: IncomingMessage, answer: str) -> bool:
+    def deliver(self, message: IncomingMessage, answer: str) -> tuple[int, int]:
         """Post every part in order, each retried on its own, so an accepted part is never sent again;
-        stop at the first part DingTalk finally refuses."""
+        stop at the first part DingTalk finally refuses. Return (parts, parts delivered)."""
         mention = message.senderStaffId if message.is_group and message.senderStaffId else None
-        for index, body in enumerate(build_dingtalk_messages(answer, mention=mention,
-                                                             max_bytes=self.config.max_message_bytes)):
+        bodies = build_dingtalk_messages(answer, mention=mention, max_bytes=self.config.max_message_bytes)
+        for index, body in enumerate(bodies):
             try:
                 self.sender.post_with_retry(message.sessionWebhook, body, message.sessionWebhookExpiredTime)
             except WebhookError as exc:
-                logger.error("DingTalk refused part %d: %s", index + 1, exc)
-                return False
-        return True
+                logger.error("DingTalk refused part %d of %d: %s", index + 1, len(bodies), exc)
+                return len(bodies), index
+        return len(bodies), len(bodies)
 
 
 def _tell_misconfigured(message: IncomingMessage, exc: ConfigError, env: Mapping[str, str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ THROTTLED = {130101, 130102}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ATTEMPTS = 4
 BASE_DELAY_SECONDS = 0.5
+RATE_LIMIT_MESSAGES = 20
+RATE_LIMIT_WINDOW_SECONDS = 60.0
 
 logger = log.get("webhook")
 
@@ -36,6 +39,7 @@ class WebhookSender:
         self.clock = clock
         self.sleep = sleep
         self.jitter = jitter
+        self.sent_at: deque[float] = deque(maxlen=RATE_LIMIT_MESSAGES)
 
     def check(self, url: str, expires_ms: Optional[int]) -> None:
         """Raise ``WebhookError`` for a host we may not post to or an expired session."""
@@ -67,12 +71,27 @@ class WebhookSender:
             raise WebhookError(f"webhook errcode {errcode}: {result.get('errmsg', '')}",
                                retryable=errcode in THROTTLED)
 
+    def _pace(self, expires_ms: Optional[int]) -> None:
+        """DingTalk allows a robot 20 messages a minute: a long answer waits rather than be refused."""
+        if len(self.sent_at) < RATE_LIMIT_MESSAGES:
+            return
+        wait = self.sent_at[0] + RATE_LIMIT_WINDOW_SECONDS - self.clock()
+        if wait <= 0:
+            return
+        if expires_ms is not None and (self.clock() + wait) * 1000 >= expires_ms:
+            raise WebhookError("session webhook would expire before the rate limit allows another message")
+        logger.info("pacing: %d messages in the last minute, waiting %.1fs", RATE_LIMIT_MESSAGES, wait)
+        self.sleep(wait)
+
     def post_with_retry(self, url: str, body: Dict[str, Any], expires_ms: Optional[int]) -> None:
-        """Retry what DingTalk may accept later (network, 5xx, throttling) with capped exponential
-        backoff and jitter; give up rather than wait past the session webhook's expiry."""
+        """Retry what DingTalk may accept later (network, 5xx, throttling) with exponential backoff
+        and jitter, at most ``ATTEMPTS`` times; give up rather than wait past the webhook's expiry."""
         for attempt in range(1, ATTEMPTS + 1):
+            self._pace(expires_ms)
             try:
-                return self.post(url, body)
+                self.post(url, body)
+                self.sent_at.append(self.clock())
+                return
             except WebhookError as exc:
                 delay = BASE_DELAY_SECONDS * 2 ** (attempt - 1) * (0.5 + self.jitter())
                 expires_first = expires_ms is not None and (self.clock() + delay) * 1000 >= expires_ms

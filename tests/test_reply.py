@@ -129,14 +129,6 @@ def test_markdown_answers_are_sent_as_markdown(reply, reply_env, use_env, llm, s
     assert message["msgtype"] == "markdown" and "```python" in message["markdown"]["text"]
 
 
-def test_same_msg_id_is_answered_once(reply, reply_env, use_env, llm, sink):
-    use_env(reply_env)
-    event = payload(sink, "你好")
-    assert run(reply, event) == "answered"
-    assert run(reply, event) == "duplicate"
-    assert len(sink.wait_for(1)) == 1 and len(llm.requests) == 1
-
-
 def test_expired_webhook_is_not_posted_to_and_the_model_is_not_called(reply, reply_env, use_env, llm, sink):
     use_env(reply_env)
     event = payload(sink, "你好", now_ms=int(time.time() * 1000) - 10_000, webhook_lifetime_ms=5_000)

@@ -94,3 +94,43 @@ def test_no_retry_waits_past_the_webhook_expiry():
     with pytest.raises(WebhookError):
         retrying_sender(delays).post_with_retry(URL, {}, int(NOW * 1000) + 300)
     assert len(responses.calls) == 1 and delays == []
+
+
+class FakeClock:
+    def __init__(self, now):
+        self.now = now
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_more_than_twenty_messages_a_minute_wait_for_the_window():
+    clock = FakeClock(NOW)
+    posted_at = []
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, URL, callback=lambda request: (posted_at.append(clock.now) or
+                                                                         (200, {}, '{"errcode": 0}')))
+        sender = WebhookSender(("oapi.dingtalk.com",), clock=clock, sleep=clock.sleep)
+        for _ in range(45):
+            sender.post_with_retry(URL, {}, None)
+            clock.now += 0.1
+    assert len(posted_at) == 45 and clock.slept
+    assert all(later - earlier >= 60 for earlier, later in zip(posted_at, posted_at[20:]))
+
+
+@responses.activate
+def test_pacing_gives_up_rather_than_outlive_the_webhook():
+    responses.post(URL, json={"errcode": 0})
+    clock = FakeClock(NOW)
+    sender = WebhookSender(("oapi.dingtalk.com",), clock=clock, sleep=clock.sleep)
+    expires = int((NOW + 30) * 1000)
+    for _ in range(20):
+        sender.post_with_retry(URL, {}, expires)
+    with pytest.raises(WebhookError, match="rate limit"):
+        sender.post_with_retry(URL, {}, expires)
+    assert len(responses.calls) == 20 and clock.slept == []
