@@ -69,6 +69,7 @@ class WebhookSink(LoopbackServer):
     def __init__(self, port: int = 0) -> None:
         super().__init__(_SinkHandler, port)
         self.messages: List[Dict[str, Any]] = []
+        self.attempts = 0
         self.faults: Deque[Dict[str, Any]] = deque()
         self.changed = threading.Condition()
 
@@ -96,6 +97,7 @@ class _SinkHandler(JsonHandler):
     def do_POST(self) -> None:
         body = json.loads(self.read_body() or b"{}")
         with self.server.changed:
+            self.server.attempts += 1
             fault = self.server.faults.popleft() if self.server.faults else {}
         if fault.get("status"):
             self.send_json(fault["status"], {"errcode": -1, "errmsg": "injected HTTP fault"})

@@ -42,6 +42,8 @@ class JsonHandler(BaseHTTPRequestHandler):
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: the default of 5 resets connections when many clients arrive at once.
+    request_queue_size = 256
 
     def __init__(self, handler: type, port: int = 0, host: str = "127.0.0.1") -> None:
         try:

@@ -77,6 +77,7 @@ class LocalStack:
         self.receiver: Optional[subprocess.Popen] = None
         self.receiver_url = ""
         self.http = requests.Session()
+        self.http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
 
     def reply_environment(self) -> Dict[str, str]:
         s = self.settings
@@ -139,7 +140,10 @@ class LocalStack:
 
     def send(self, text: str, *, wait: float = 60.0, **callback: Any) -> Exchange:
         """Send one signed callback as DingTalk would and wait for the reply function to finish."""
-        body = callback_body(text, webhook_base=self.sink.url, **callback)
+        return self.deliver(callback_body(text, webhook_base=self.sink.url, **callback), wait=wait)
+
+    def deliver(self, body: Dict[str, Any], *, wait: float = 60.0) -> Exchange:
+        """POST a callback body (a new one, or one DingTalk delivers again) and wait for its answer."""
         response = self.http.post(self.receiver_url, data=encode(body), timeout=10,
                                   headers=signed_headers(self.settings.app_secret))
         outcome = None
