@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt */requirements.txt | cksum | cut -d' ' -f1)
 ARGS   ?=
 
-.PHONY: help venv test run demo send build package doctor clean
+.PHONY: help venv test run demo send build package doctor bench clean
 
 help:
 	@echo "make run    chat with the bot locally (offline by default)   ARGS='--fc2 --help ...'"
@@ -14,6 +14,7 @@ help:
 	@echo "make send   send a signed test message: ARGS='--url URL --secret SECRET 你好'"
 	@echo "make package  dist/*.zip for the FC console (Linux x86_64, CPython 3.10)"
 	@echo "make doctor   check a configuration (.env) before or after deploying"
+	@echo "make bench    measure against the tutorial's approach; writes docs/performance.md"
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "dingbot-fc needs Python 3.10 or newer (FC python3.10); run: make PYTHON=python3.10 ...")'
@@ -43,6 +44,9 @@ package: venv
 
 doctor: venv
 	@$(PY) scripts/doctor.py $(ARGS)
+
+bench: venv
+	$(PY) bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache

@@ -25,7 +25,7 @@ def signed_headers(app_secret: str, now_ms: Optional[int] = None) -> Dict[str, s
 
 def callback_body(text: str, *, webhook_base: str, conversation_id: str = "cid-group-demo", group: bool = True,
                   sender_nick: str = "张三", sender_staff_id: str = "staff-zhangsan", msgtype: str = "text",
-                  msg_id: Optional[str] = None, now_ms: Optional[int] = None,
+                  msg_id: Optional[str] = None, now_ms: Optional[int] = None, is_admin: bool = False,
                   webhook_lifetime_ms: int = WEBHOOK_LIFETIME_MS) -> Dict[str, Any]:
     """A callback body shaped like DingTalk's (group @ messages keep their leading space)."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -39,7 +39,7 @@ def callback_body(text: str, *, webhook_base: str, conversation_id: str = "cid-g
         "senderStaffId": sender_staff_id,
         "senderNick": sender_nick,
         "senderCorpId": "ding-corp-demo",
-        "isAdmin": False,
+        "isAdmin": is_admin,
         "chatbotUserId": "$:LWCP_v1:$bot",
         "robotCode": "ding-robot-demo",
         "isInAtList": True,
@@ -109,3 +109,17 @@ class _SinkHandler(JsonHandler):
             self.server.messages.append({"session": self.query().get("session", ""), "body": body})
             self.server.changed.notify_all()
         self.send_json(200, {"errcode": 0, "errmsg": "ok"})
+
+
+def main() -> None:
+    """``python -m devstack.fake_dingtalk``: a webhook sink in its own process (benchmarks)."""
+    sink = WebhookSink()
+    print(json.dumps({"url": sink.url}), flush=True)
+    try:
+        sink.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -194,3 +194,24 @@ class _Handler(JsonHandler):
             self._error(409, "ResourceExist", "an async task with this id already exists")
         else:
             self._error(status, "InjectedFault", "injected FC API fault")
+
+
+class NullPool:
+    """Accepts invocations and runs nothing: for measuring the receiver alone."""
+
+    def submit(self, request_id: str, payload: bytes, credentials: Dict[str, str]) -> None:
+        pass
+
+
+def main() -> None:
+    """``python -m devstack.fake_fc``: the FC API in its own process, accepting and dropping invocations."""
+    fc = FakeFC(NullPool(), sys.argv[1] if len(sys.argv) > 1 else "dingtalk_chatgpt_reply")
+    print(json.dumps({"url": fc.url}), flush=True)
+    try:
+        fc.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,9 @@ class PortInUse(RuntimeError):
 
 class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # http.server writes headers and body separately; with Nagle on, a keep-alive client waits for
+    # the delayed ACK (about 40 ms) before seeing the body. Real HTTP servers do not stall like that.
+    disable_nagle_algorithm = True
     server: "LoopbackServer"
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -53,6 +52,8 @@ class StackSettings:
     real_model: Optional[RealModel] = None
     reply_env: Dict[str, str] = field(default_factory=dict)
     receiver_env: Dict[str, str] = field(default_factory=dict)
+    receiver_dir: Path = RECEIVER_DIR
+    reply_dir: Path = REPLY_DIR
 
 
 @dataclass
@@ -110,7 +111,7 @@ class LocalStack:
             if not s.real_model:
                 self.llm = FakeLLM(s.llm_port, api_key=OFFLINE_KEY).start()
             self.sink = WebhookSink(s.dingtalk_port).start()
-            self.pool = FunctionPool(REPLY_DIR, self.reply_environment(), s.workers, self.log_dir / "reply.log")
+            self.pool = FunctionPool(s.reply_dir, self.reply_environment(), s.workers, self.log_dir / "reply.log")
             self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
             self._start_receiver()
         except BaseException:
@@ -124,13 +125,14 @@ class LocalStack:
             LoopbackServer.ensure_free(port, "--receiver-port")
         else:
             port = free_port()
-        command = [sys.executable, "-m", "devstack.http_runtime", str(RECEIVER_DIR), "--port", str(port)]
+        command = [sys.executable, "-m", "devstack.http_runtime", str(self.settings.receiver_dir), "--port", str(port)]
         if self.settings.fc2:
             command.append("--fc2")
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         env.update(self.receiver_environment(), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         log = open(self.log_dir / "receiver.log", "a")
-        self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(RECEIVER_DIR),
+        self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env,
+                                         cwd=str(self.settings.receiver_dir),
                                          text=True, preexec_fn=die_with_parent)
         log.close()
         line = self.receiver.stdout.readline()
@@ -147,15 +149,15 @@ class LocalStack:
         response = self.http.post(self.receiver_url, data=encode(body), timeout=10,
                                   headers=signed_headers(self.settings.app_secret))
         outcome = None
-        request_id = self._request_id_for(body["msgId"])
+        request_id = self._request_id_for(body["sessionWebhook"])
         if response.status_code == 200 and request_id:
-            result = self.pool.wait(request_id, timeout=wait) or {}
-            outcome = json.loads(result["result"]).get("status") if result.get("result") else result.get("error")
+            outcome = _outcome(self.pool.wait(request_id, timeout=wait) or {})
         return Exchange(response.status_code, body, outcome, self.sink.for_session(body["sessionWebhook"]))
 
-    def _request_id_for(self, msg_id: str) -> Optional[str]:
+    def _request_id_for(self, webhook: str) -> Optional[str]:
+        """The invocation carrying this callback (each callback has its own session webhook)."""
         for invocation in reversed(self.fc.invocations):
-            if invocation["payload"].get("msgId") == msg_id:
+            if invocation["payload"].get("sessionWebhook") == webhook:
                 return invocation["request_id"]
         return None
 
@@ -180,10 +182,12 @@ class LocalStack:
         self.stop()
 
 
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+def _outcome(result: Dict[str, Any]) -> Optional[str]:
+    """Our reply function returns ``{"status": ...}``; other handlers may return anything."""
+    if "error" in result:
+        return result["error"]
+    try:
+        return json.loads(result.get("result") or "null").get("status")
+    except (ValueError, AttributeError):
+        return str(result.get("result"))
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from shared.errors import MalformedRequest
@@ -44,7 +44,8 @@ class IncomingMessage:
         return self.senderStaffId or self.senderId or self.senderNick
 
     def to_payload(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # Every field is a str/int/bool/None: vars() gives them without asdict's recursive deep copy.
+        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_payload(cls, payload: bytes | str) -> "IncomingMessage":

@@ -8,6 +8,7 @@ for refused messages, so the body is always checked.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import deque
@@ -29,12 +30,24 @@ RATE_LIMIT_WINDOW_SECONDS = 60.0
 logger = log.get("webhook")
 
 
+@functools.lru_cache(maxsize=1)
+def shared_session() -> requests.Session:
+    """One session per FC instance: warm invocations reuse the kept-alive TLS connection to DingTalk.
+
+    It only ever talks to the allow-listed DingTalk hosts, so it skips the proxy and netrc lookups in
+    the environment that requests otherwise repeats on every call (about 1 ms each time).
+    """
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 class WebhookSender:
     def __init__(self, allowed_hosts: Tuple[str, ...], *, session: Optional[requests.Session] = None,
                  timeout: float = 10.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random) -> None:
         self.allowed_hosts = allowed_hosts
-        self.session = session or requests.Session()
+        self.session = session or shared_session()
         self.timeout = timeout
         self.clock = clock
         self.sleep = sleep

@@ -1,0 +1,221 @@
+"""Cold start: a fresh CPython 3.10 (FC's runtime) importing a function package and serving its first
+request, with and without shipped bytecode, and its peak RSS; plus the code packages' sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+from bench.stats import Section, median
+from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
+from devstack.fake_fc import FakeFC, NullPool
+from devstack.fake_llm import FakeLLM
+from shared.message import parse_callback
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import package  # noqa: E402
+
+from bench.receiver import SECRET  # noqa: E402
+
+CHILD = """
+import io, json, os, sys, time
+started = time.perf_counter()
+sys.path[:0] = [os.getcwd(), os.environ["BENCH_RUNTIME"]]
+import index
+request = json.loads(os.environ["BENCH_REQUEST"])
+class Credentials: access_key_id = "STS.local-ak"; access_key_secret = "local-sk-secret"; security_token = "local-sts-token"
+class Context: credentials = Credentials(); request_id = "bench"; account_id = "1"; region = "cn-local"
+if request["form"] == "wsgi":
+    body = request["body"].encode()
+    environ = {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+               "fc.context": Context(), "HTTP_TIMESTAMP": request["timestamp"], "HTTP_SIGN": request["sign"]}
+    status = []
+    list(index.handler(environ, lambda s, h: status.append(s)))
+    outcome = status[0]
+elif request["form"] == "event":
+    event = json.dumps({"headers": {"Timestamp": request["timestamp"], "Sign": request["sign"]},
+                        "body": request["body"], "requestContext": {"http": {"method": "POST"}}})
+    outcome = index.handler(event.encode(), Context())["statusCode"]
+elif request["form"] == "import":
+    exec(request["body"])
+    outcome = "imported"
+else:
+    outcome = index.handler(request["body"].encode(), Context())
+elapsed = (time.perf_counter() - started) * 1000
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print(json.dumps({"ms": elapsed, "outcome": str(outcome), "rss_mb": int(peak[0].split()[1]) / 1024}))
+"""
+
+
+def without_bytecode(source: Path, into: Path) -> Path:
+    shutil.copytree(source, into, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return into
+
+
+def baseline_package(function: str, into: Path, python310: str) -> Path:
+    into.mkdir(parents=True)
+    shutil.copy2(ROOT / "bench" / "baseline" / function / "index.py", into / "index.py")
+    package.compile_bytecode(into, python310)
+    return into
+
+
+def run_child(python310: str, code_dir: Path, runtime: Path, request: Dict, env: Dict[str, str]) -> Dict:
+    child_env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "BENCH_RUNTIME": str(runtime),
+                 "BENCH_REQUEST": json.dumps(request, ensure_ascii=False), **env}
+    result = subprocess.run([python310, "-I", "-S", "-c", CHILD], cwd=code_dir, env=child_env,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"cold start in {code_dir} failed: {result.stderr[-1500:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure(python310: str, code_dir: Path, runtime: Path, request: Callable[[], Dict], env: Dict[str, str],
+            runs: int) -> Tuple[float, float, str]:
+    """Median time and peak RSS over ``runs`` fresh processes, each with a new message, after one untimed
+    run that brings the files into the page cache (FC's own disk cache is not what is measured)."""
+    run_child(python310, code_dir, runtime, request(), env)
+    samples = [run_child(python310, code_dir, runtime, request(), env) for _ in range(runs)]
+    return median([s["ms"] for s in samples]), max(s["rss_mb"] for s in samples), samples[-1]["outcome"]
+
+
+def receiver_request(form: str) -> Dict:
+    timestamp = str(int(time.time() * 1000))
+    return {"form": form, "timestamp": timestamp, "sign": signed_headers(SECRET, int(timestamp))["sign"],
+            "body": encode(callback_body("你好", webhook_base="https://oapi.dingtalk.com")).decode()}
+
+
+def reply_request(sink_url: str, legacy: bool) -> Dict:
+    body = callback_body("你好", webhook_base=sink_url)
+    message = parse_callback(encode(body))
+    if legacy:
+        payload = json.dumps({"sessionExpiredTime": "", "sessionWebhook": message.sessionWebhook,
+                              "question": "你好", "id": message.senderNick}, ensure_ascii=False)
+    else:
+        payload = message.to_payload().decode()
+    return {"form": "reply", "body": payload}
+
+
+def prepare(work: Path, python310: str) -> Tuple[Dict[str, Path], Path]:
+    """Build both function packages as ``make build`` does, and the runtime's own packages."""
+    dirs = {f: package.build(f, work / "build", python310) for f in package.FUNCTIONS}
+    runtime = work / "runtime"
+    subprocess.run([python310, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target",
+                    str(runtime), "requests", "aliyun-fc2"], check=True, capture_output=True,
+                   env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
+    return dirs, runtime
+
+
+def code_dirs(work: Path, built: Dict[str, Path], python310: str) -> Dict[Tuple[str, str, bool], Path]:
+    """(who, function, bytecode) → a code directory as FC would unpack it."""
+    dirs: Dict[Tuple[str, str, bool], Path] = {}
+    for function in package.FUNCTIONS:
+        dirs["ours", function, True] = built[function]
+        dirs["ours", function, False] = without_bytecode(built[function], work / f"ours-{function}-plain")
+        with_pyc = baseline_package(function, work / f"baseline-{function}", python310)
+        dirs["baseline", function, True] = with_pyc
+        dirs["baseline", function, False] = without_bytecode(with_pyc, work / f"baseline-{function}-plain")
+    return dirs
+
+
+def cold_rows(sections: Dict[str, Section], python310: str, dirs: Dict, runtime: Path, fc_url: str, llm_url: str,
+              sink_url: str, oss: Path, runs: int) -> None:
+    receiver_env = {"DINGTALK_APP_SECRET": SECRET, "ENDPOINT": fc_url, "CHATGPT_FUNCTION": "dingtalk_chatgpt_reply"}
+    fc2_env = {**receiver_env, "SERVICE_NAME": "dingbot"}
+    reply_env = {"CHATGPT_API_KEY": "k", "USER_API_KEY": "k", "ENDPOINT": llm_url, "OSS_MOUNT_POINT": str(oss),
+                 "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1"}
+    cases = {  # name: (function, ours' request and env, baseline's request and env)
+        "receiver, FC 2.0 form": ("dingtalk_conversation", (lambda: receiver_request("wsgi"), fc2_env),
+                                  (lambda: receiver_request("wsgi"), fc2_env)),
+        "receiver, FC 3.0 form": ("dingtalk_conversation", (lambda: receiver_request("event"), receiver_env),
+                                  (lambda: receiver_request("wsgi"), fc2_env)),
+        "reply": ("dingtalk_chatgpt_reply", (lambda: reply_request(sink_url, False), reply_env),
+                  (lambda: reply_request(sink_url, True), reply_env)),
+    }
+    cold, memory = sections["cold"], sections["memory"]
+    shipped: Dict[str, Tuple[float, float]] = {}
+    for bytecode, label in ((True, "with bytecode"), (False, "without bytecode")):
+        for name, (function, (ours_request, ours_env), (base_request, base_env)) in cases.items():
+            ours = measure(python310, dirs["ours", function, bytecode], runtime, ours_request, ours_env, runs)
+            base = measure(python310, dirs["baseline", function, bytecode], runtime, base_request, base_env, runs)
+            assert ours[2] in ("200 OK", "200", '{"status": "answered"}'), ours[2]
+            row = cold.add(f"{name}: import + first request, {label}", ours[0], base[0], "ms")
+            if not bytecode:
+                continue
+            shipped[name] = (ours[0], base[0])
+            if name == "receiver, FC 2.0 form":
+                row.target, row.met = "≤ baseline", ours[0] <= base[0] * 1.05
+            if name == "reply":
+                row.target, row.met = "≤ 2× baseline", ours[0] <= 2 * base[0]
+            peak = memory.add(f"{name}: peak RSS after the first request", ours[1], base[1], "MB")
+            if name.startswith("receiver"):
+                peak.target, peak.met = "fits 128 MB", ours[1] < 128
+    floors = {}
+    for what, function, statement in (("`import openai`", "dingtalk_chatgpt_reply", "import openai"),
+                                      ("FC 3.0 SDK import", "dingtalk_conversation",
+                                       "from alibabacloud_fc20230330.client import Client"),
+                                      ("`import requests`", "dingtalk_chatgpt_reply", "import requests")):
+        floors[what] = measure(python310, dirs["ours", function, True], runtime,
+                               lambda statement=statement: {"form": "import", "body": statement}, {}, runs)[0]
+    cold.add("floor: `import openai` alone (required by the reply)", floors["`import openai`"],
+             floors["`import requests`"], "ms")
+    cold.add("floor: FC 3.0 SDK import alone (required for the FC 3.0 API)", floors["FC 3.0 SDK import"],
+             floors["`import requests`"], "ms")
+    for name, floor in (("reply", floors["`import openai`"]), ("receiver, FC 3.0 form", floors["FC 3.0 SDK import"])):
+        ours_ms, base_ms = shipped[name]
+        cold.add(f"{name}: cold start beyond its SDK floor (ours − floor), with bytecode", max(ours_ms - floor, 0.0),
+                 base_ms, "ms")
+    cold.notes.append(f"Each figure is the median of {runs} fresh `python3.10 -I -S` processes after one untimed run, "
+                      "timed from the first line of the bootstrap to the end of the first request (interpreter "
+                      "start-up itself is the same for both). Code directories are read-only on FC, so no run writes "
+                      "bytecode (PYTHONDONTWRITEBYTECODE=1); runtime-provided packages (requests, aliyun-fc2) keep "
+                      "theirs. The floors are a required SDK's bare import, next to the baseline's `import requests`.")
+
+
+def size_rows(section: Section, work: Path, built: Dict[str, Path], dirs: Dict) -> None:
+    for function in package.FUNCTIONS:
+        ours = package.write_zip(built[function], work / "dist" / f"{function}.zip") / 1024
+        base = package.write_zip(dirs["baseline", function, True], work / "dist" / f"baseline-{function}.zip") / 1024
+        row = section.add(f"{function}.zip", ours, base, "KiB")
+        if function == "dingtalk_conversation":
+            row.target, row.met = "< 1 MB", ours < 1024
+            receiver_base = base
+    receiver = built["dingtalk_conversation"]
+    own_code = work / "own-code"
+    own_code.mkdir()
+    shutil.copy2(receiver / "index.py", own_code / "index.py")
+    shutil.copytree(receiver / "shared", own_code / "shared")
+    section.add("receiver code without the FC 3.0 SDK (index.py + shared/, bytecode)",
+                package.write_zip(own_code, work / "dist" / "own.zip") / 1024, receiver_base, "KiB")
+    sdk = sum(p.stat().st_size for p in receiver.rglob("*") if p.is_file()
+              and p.relative_to(receiver).parts[0] not in ("index.py", "shared", "__pycache__"))
+    section.notes.append(f"Of the receiver package, {sdk / 1024:,.0f} KiB unpacked are the FC 3.0 SDK and its "
+                         "dependencies (aiohttp, cryptography, ...), which the FC 3.0 API path requires.")
+
+
+def cold_starts(sections: Dict[str, Section], quick: bool) -> Optional[str]:
+    python310 = package.find_python310()
+    if python310 is None:
+        return "skipped cold starts and package sizes: no CPython 3.10 on this machine"
+    work = Path(tempfile.mkdtemp(prefix="dingbot-bench-"))
+    fc = FakeFC(NullPool(), "dingtalk_chatgpt_reply").start()
+    llm, sink = FakeLLM().start(), WebhookSink().start()
+    try:
+        built, runtime = prepare(work, python310)
+        dirs = code_dirs(work, built, python310)
+        (work / "oss").mkdir()
+        cold_rows(sections, python310, dirs, runtime, fc.url, llm.url, sink.url, work / "oss", 3 if quick else 7)
+        size_rows(sections["size"], work, built, dirs)
+    finally:
+        fc.stop()
+        llm.stop()
+        sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return None

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""``make bench``: every figure as ours / baseline, measured in this run; writes docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import cold_start, end_to_end, receiver, reply  # noqa: E402
+from bench.stats import Section, markdown  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for the report)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL, handlers=[logging.NullHandler()])
+    sections = {key: Section(title) for key, title in (
+        ("handler", "Receiver: in-process handler time"),
+        ("ack", "Receiver: ack latency over loopback HTTP"),
+        ("cold", "Cold start on CPython 3.10 (FC's python3.10 runtime)"),
+        ("memory", "Memory"),
+        ("reply", "Reply overhead (everything but the model)"),
+        ("e2e", "End to end through the local stack"),
+        ("size", "Code packages"),
+    )}
+    started = time.monotonic()
+    steps = [
+        ("receiver handler", lambda: receiver.handler_microseconds(sections["handler"], 500 if args.quick else 3000)),
+        ("receiver ack latency", lambda: receiver.ack_latency(sections["ack"], args.quick)),
+        ("cold starts and package sizes", lambda: cold_start.cold_starts(sections, args.quick)),
+        ("reply overhead", lambda: reply.run(sections["reply"], args.quick)),
+        ("end to end", lambda: end_to_end.run(sections["e2e"], args.quick)),
+    ]
+    skipped = []
+    for name, step in steps:
+        print(f"bench: {name} ...", flush=True)
+        note = step()
+        if note:
+            skipped.append(note)
+    elapsed = time.monotonic() - started
+    table = markdown([s for s in sections.values() if s.rows])
+    print("\n" + table)
+    header = (f"# Performance\n\nProduced by `make bench` (`{' '.join(['python bench/run.py'] + sys.argv[1:])}`) on "
+              f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {platform.python_implementation()} "
+              f"{platform.python_version()} for the harness, in {elapsed:.0f} s. Every baseline figure is the "
+              "tutorial's approach (`bench/baseline/`, written from its description) measured in the same run on the "
+              "same machine; ratios are ours / baseline (below 1 is better for times and sizes).\n\n"
+              + "".join(f"- {note}\n" for note in skipped))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(header + "\n" + table + "\n", encoding="utf-8")
+    print(f"\nwritten to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
