@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from shared import log, texts
-from shared.commands import parse_command
+from shared.commands import Command, parse_command
 from shared.config import ReplyConfig, allowed_webhook_hosts, load_reply_config
 from shared.errors import ConfigError, LLMError, MalformedRequest, WebhookError
 from shared.history import Conversation, FileHistoryStore, HistoryStore, conversation_key
@@ -23,6 +23,8 @@ from shared.outgoing import build_messages as build_dingtalk_messages
 from shared.webhook import WebhookSender
 
 logger = log.get("reply")
+RECORDED_BY_COMMAND = {"cleared", "persona-set", "persona-reset"}
+PERSONA_MAX_CHARS = 2000
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Replier:
             return "delivery-failed"
         if outcome == "answered":
             self.store.record_turn(key, message.msgId, message.question, answer, self.config.history_length)
-        elif outcome != "cleared":
+        elif outcome not in RECORDED_BY_COMMAND:
             self.store.record_handled(key, message.msgId)
         logger.info("%s (%d chars in %d messages)", outcome, len(answer), parts)
         return outcome
@@ -83,21 +85,46 @@ class Replier:
             return (texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION), "empty"
         command = parse_command(message.question)
         if command is not None:
-            return self._command(command.name, key, message.msgId)
+            return self._command(command, key, message, conversation)
         prompt = build_messages(message.question, conversation.messages(self.config.history_length),
-                                self.config.system_prompt)
+                                conversation.persona or self.config.system_prompt)
         try:
             return self.model.answer(prompt), "answered"
         except LLMError as exc:
             return exc.user_message, "llm-error"
 
-    def _command(self, name: str, key: str, msg_id: str) -> tuple[str, str]:
-        if name == "clear":
-            self.store.clear(key, msg_id)
+    def _command(self, command: Command, key: str, message: IncomingMessage,
+                 conversation: Conversation) -> tuple[str, str]:
+        if command.name == "clear":
+            self.store.clear(key, message.msgId)
             return texts.CLEARED, "cleared"
-        if name == "help":
+        if command.name == "help":
             return texts.HELP, "help"
-        return texts.UNKNOWN_COMMAND.format(command=name), "unknown-command"
+        if command.name == "model":
+            return texts.MODEL.format(model=self.config.model), "model"
+        if command.name == "system":
+            return self._persona(command.argument, key, message, conversation)
+        return texts.UNKNOWN_COMMAND.format(command=command.name), "unknown-command"
+
+    def _persona(self, argument: str, key: str, message: IncomingMessage,
+                 conversation: Conversation) -> tuple[str, str]:
+        """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.
+        In a group the persona speaks for everyone, so only an admin (``isAdmin``) may change it."""
+        if not argument:
+            if conversation.persona:
+                return texts.PERSONA_SHOW.format(persona=conversation.persona), "persona-shown"
+            if self.config.system_prompt:
+                return texts.PERSONA_DEFAULT.format(persona=self.config.system_prompt), "persona-shown"
+            return texts.PERSONA_NONE, "persona-shown"
+        if message.is_group and not message.isAdmin:
+            return texts.ADMIN_ONLY, "not-admin"
+        if argument.lower() == "reset":
+            self.store.set_persona(key, message.msgId, None)
+            return texts.PERSONA_RESET, "persona-reset"
+        if len(argument) > PERSONA_MAX_CHARS:
+            return texts.PERSONA_TOO_LONG.format(limit=PERSONA_MAX_CHARS), "persona-too-long"
+        self.store.set_persona(key, message.msgId, argument)
+        return texts.PERSONA_SET.format(persona=argument), "persona-set"
 
     def deliver(self, message: IncomingMessage, answer: str) -> tuple[int, int]:
         """Post every part in order, each retried on its own, so an accepted part is never sent again;
