@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import cold_start, end_to_end, receiver, reply  # noqa: E402
+from bench import cold_start, end_to_end, first_text, receiver, reply  # noqa: E402
 from bench.stats import Section, markdown  # noqa: E402
 
 
@@ -30,6 +30,7 @@ def main() -> int:
         ("memory", "Memory"),
         ("reply", "Reply overhead (everything but the model)"),
         ("e2e", "End to end through the local stack"),
+        ("first", "Time to first visible text (streaming mode)"),
         ("size", "Code packages"),
     )}
     started = time.monotonic()
@@ -39,6 +40,7 @@ def main() -> int:
         ("cold starts and package sizes", lambda: cold_start.cold_starts(sections, args.quick)),
         ("reply overhead", lambda: reply.run(sections["reply"], args.quick)),
         ("end to end", lambda: end_to_end.run(sections["e2e"], args.quick)),
+        ("first visible text", lambda: first_text.run(sections["first"], args.quick)),
     ]
     skipped = []
     for name, step in steps:

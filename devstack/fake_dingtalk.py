@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional
+from urllib.parse import urlsplit
 
 from devstack.loopback import JsonHandler, LoopbackServer
 from shared.signature import compute_sign
@@ -64,10 +65,17 @@ def encode(body: Dict[str, Any]) -> bytes:
 
 
 class WebhookSink(LoopbackServer):
-    """Receives the bot's answers; tests queue errors with ``fail_next``."""
+    """DingTalk's side: the sessionWebhook sink, and the OpenAPI a card-streaming bot uses (access
+    token, card createAndDeliver, card streaming update). Tests queue faults with ``fail_next`` and
+    ``fail_card``."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, app_key: str = "ding-local-app", app_secret: str = "local-app-secret") -> None:
         super().__init__(_SinkHandler, port)
+        self.app_key, self.app_secret = app_key, app_secret
+        self.token = f"local-access-token-{uuid.uuid4().hex[:8]}"
+        self.token_requests = 0
+        self.cards: Dict[str, Dict[str, Any]] = {}
+        self.card_faults: Deque[str] = deque()
         self.messages: List[Dict[str, Any]] = []
         self.attempts = 0
         self.faults: Deque[Dict[str, Any]] = deque()
@@ -77,6 +85,20 @@ class WebhookSink(LoopbackServer):
         """Queue faults: ``{"status": 502}`` or ``{"errcode": 130101}``."""
         with self.changed:
             self.faults.extend(faults)
+
+    def fail_card(self, *steps: str) -> None:
+        """Make the next card calls fail: ``"create"`` or ``"update"`` (each consumed once)."""
+        with self.changed:
+            self.card_faults.extend(steps)
+
+    def cards_for_message(self, body: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """Cards created after this callback was sent, in its conversation (or its one-to-one chat)."""
+        space = body["conversationId"] if body.get("conversationType") == "2" else body.get("senderStaffId", "")
+        return [c for c in self.cards_in(space) if c["created"] >= body["createAt"] / 1000 - 1]
+
+    def cards_in(self, conversation_id: str) -> List[Dict[str, Any]]:
+        with self.changed:
+            return [c for c in self.cards.values() if c["openSpaceId"].endswith("." + conversation_id)]
 
     def for_session(self, webhook_url: str) -> List[Dict[str, Any]]:
         session = webhook_url.rsplit("session=", 1)[-1]
@@ -94,8 +116,65 @@ class WebhookSink(LoopbackServer):
 class _SinkHandler(JsonHandler):
     server: WebhookSink
 
+    def _card_fault(self, step: str) -> bool:
+        with self.server.changed:
+            if self.server.card_faults and self.server.card_faults[0] == step:
+                self.server.card_faults.popleft()
+                self.send_json(500, {"code": "ServiceUnavailable", "message": "injected card fault"})
+                return True
+        return False
+
+    def _authorised(self) -> bool:
+        if self.headers.get("x-acs-dingtalk-access-token") == self.server.token:
+            return True
+        self.send_json(401, {"code": "InvalidAuthentication", "message": "不合法的access_token"})
+        return False
+
+    def _access_token(self, body: Dict[str, Any]) -> None:
+        with self.server.changed:
+            self.server.token_requests += 1
+        if (body.get("appKey"), body.get("appSecret")) != (self.server.app_key, self.server.app_secret):
+            self.send_json(400, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或者clientSecret"})
+            return
+        self.send_json(200, {"accessToken": self.server.token, "expireIn": 7200})
+
+    def _create_card(self, body: Dict[str, Any]) -> None:
+        if not self._authorised() or self._card_fault("create"):
+            return
+        card = {"outTrackId": body["outTrackId"], "openSpaceId": body.get("openSpaceId", ""),
+                "template": body.get("cardTemplateId"), "content": "", "updates": [], "finalized": False,
+                "error": False, "created": time.time()}
+        with self.server.changed:
+            self.server.cards[body["outTrackId"]] = card
+            self.server.changed.notify_all()
+        self.send_json(200, {"success": True, "result": {"outTrackId": body["outTrackId"]}})
+
+    def do_PUT(self) -> None:
+        body = json.loads(self.read_body() or b"{}")
+        if urlsplit(self.path).path != "/v1.0/card/streaming":
+            self.send_json(404, {"code": "NotFound", "message": self.path})
+            return
+        if not self._authorised() or self._card_fault("update"):
+            return
+        with self.server.changed:
+            card = self.server.cards.get(body.get("outTrackId"))
+            if card is None:
+                self.send_json(400, {"code": "CardNotFound", "message": "no such card"})
+                return
+            card["content"] = body["content"] if body.get("isFull") else card["content"] + body["content"]
+            card["updates"].append({"at": time.monotonic(), "length": len(card["content"])})
+            card["finalized"] = bool(body.get("isFinalize"))
+            card["error"] = bool(body.get("isError"))
+            self.server.changed.notify_all()
+        self.send_json(200, {"success": True, "result": True})
+
     def do_POST(self) -> None:
         body = json.loads(self.read_body() or b"{}")
+        path = urlsplit(self.path).path
+        if path == "/v1.0/oauth2/accessToken":
+            return self._access_token(body)
+        if path == "/v1.0/card/instances/createAndDeliver":
+            return self._create_card(body)
         with self.server.changed:
             self.server.attempts += 1
             fault = self.server.faults.popleft() if self.server.faults else {}

@@ -16,6 +16,7 @@ from typing import Any, Deque, Dict, List, Optional
 from devstack.loopback import JsonHandler, LoopbackServer
 
 LABEL = "【离线模型】"
+CHUNK_CHARS = 8
 MARKDOWN_SAMPLE = "下面是示例代码：\n\n```python\ndef hello():\n    print(\"你好\")\n```\n\n- 第一点\n- 第二点"
 
 
@@ -42,13 +43,15 @@ class FakeLLM(LoopbackServer):
         self.requests: List[Dict[str, Any]] = []
         self.faults: Deque[Dict[str, Any]] = deque()
         self.lock = threading.Lock()
+        self.stream_delay = 0.0  # seconds per 8-character chunk of writing, streamed or not
 
     @property
     def base_url(self) -> str:
         return self.url + "/v1"
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
-        """Queue faults: ``{"status": 429}``, ``{"delay": 2.0}``, ``{"empty": True}``."""
+        """Queue faults: ``{"status": 429}``, ``{"delay": 2.0}``, ``{"empty": True}``, ``{"break_after": 3}``
+        (a stream cut off after three chunks)."""
         with self.lock:
             self.faults.extend(faults)
 
@@ -85,17 +88,26 @@ class _Handler(JsonHandler):
             return
         answer = "" if fault.get("empty") else offline_answer(request.get("messages", []))
         if request.get("stream"):
-            self._stream(request.get("model", "offline"), answer)
+            self._stream(request.get("model", "offline"), answer, fault.get("break_after"))
         else:
+            # The model takes as long to write the answer whether or not it is streamed.
+            time.sleep(self.server.stream_delay * -(-len(answer) // CHUNK_CHARS))
             self.send_json(200, _completion(request.get("model", "offline"), answer))
 
-    def _stream(self, model: str, answer: str) -> None:
+    def _stream(self, model: str, answer: str, break_after: Optional[int] = None) -> None:
+        """Server-sent chunks of 8 characters, ``stream_delay`` apart; ``break_after`` chunks then a cut."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        step = 8
-        for start in range(0, len(answer), step):
+        step = CHUNK_CHARS
+        for index, start in enumerate(range(0, len(answer), step)):
+            if break_after is not None and index == break_after:
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            if self.server.stream_delay:
+                time.sleep(self.server.stream_delay)
             chunk = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
                      "model": model, "choices": [{"index": 0, "delta": {"content": answer[start:start + step]},
                                                   "finish_reason": None}]}

@@ -51,6 +51,8 @@ def real_model(env: Mapping[str, str]) -> Optional[RealModel]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fc2", action="store_true", help="serve the receiver WSGI-style and invoke through the FC 2.0 API")
     parser.add_argument("--offline", action="store_true", help="use the offline model even when an API key is set")
+    parser.add_argument("--stream", action="store_true",
+                        help="card streaming mode: answers grow in place (local DingTalk card API)")
     parser.add_argument("--receiver-port", type=int, default=int(os.environ.get("RECEIVER_PORT", 8000)))
     parser.add_argument("--fc-port", type=int, default=int(os.environ.get("FC_PORT", 0)))
     parser.add_argument("--dingtalk-port", type=int, default=int(os.environ.get("DINGTALK_PORT", 0)))
@@ -62,6 +64,7 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
     env = {**read_dotenv(ROOT / ".env"), **os.environ}
     return StackSettings(state_dir=args.state_dir, fc2=args.fc2, receiver_port=args.receiver_port,
                          fc_port=args.fc_port, dingtalk_port=args.dingtalk_port, llm_port=args.llm_port,
+                         stream=args.stream, stream_delay=0.01 if args.stream else 0.0,
                          real_model=None if args.offline else real_model(env))
 
 
@@ -85,9 +88,10 @@ def describe(stack: LocalStack) -> str:
              if settings.real_model else f"OFFLINE demo model at {stack.llm.url} (answers are canned; set "
                                           f"OPENAI_API_KEY in .env for a real one)")
     form = "FC 2.0 (WSGI handler, FC 2.0 invoke API)" if settings.fc2 else "FC 3.0 (event handler, FC 3.0 invoke API)"
+    mode = "AI card streaming (local card API)" if settings.stream else "session webhook"
     return (f"receiver  {stack.receiver_url}  [{form}]\n"
             f"FC API    {stack.fc.url}  (runs dingtalk_chatgpt_reply in {settings.workers} worker processes)\n"
-            f"DingTalk  {stack.sink.url}/robot/sendBySession  (sessionWebhook sink)\n"
+            f"DingTalk  {stack.sink.url}  (answers by {mode})\n"
             f"model     {model}\n"
             f"history   {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
             f"logs      {settings.state_dir / 'logs'}")

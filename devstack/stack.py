@@ -48,6 +48,8 @@ class StackSettings:
     dingtalk_port: int = 0
     llm_port: int = 0
     workers: int = 2
+    stream: bool = False
+    stream_delay: float = 0.0
     history_length: int = 5
     real_model: Optional[RealModel] = None
     reply_env: Dict[str, str] = field(default_factory=dict)
@@ -64,6 +66,7 @@ class Exchange:
     callback: Dict[str, Any]
     outcome: Optional[str]
     replies: List[Dict[str, Any]]
+    cards: List[Dict[str, Any]] = field(default_factory=list)
 
 
 class LocalStack:
@@ -92,6 +95,9 @@ class LocalStack:
         else:
             env.update({"ENDPOINT": self.llm.url, "CHATGPT_API_KEY": OFFLINE_KEY, "USER_API_KEY": OFFLINE_KEY,
                         "MODEL": "offline-demo"})
+        if s.stream:
+            env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
+                        "DINGTALK_CARD_TEMPLATE_ID": "local-ai-card.schema", "DINGTALK_API_ENDPOINT": self.sink.url})
         env.update(s.reply_env)
         return env
 
@@ -110,7 +116,8 @@ class LocalStack:
         try:
             if not s.real_model:
                 self.llm = FakeLLM(s.llm_port, api_key=OFFLINE_KEY).start()
-            self.sink = WebhookSink(s.dingtalk_port).start()
+                self.llm.stream_delay = s.stream_delay
+            self.sink = WebhookSink(s.dingtalk_port, app_secret=s.app_secret).start()
             self.pool = FunctionPool(s.reply_dir, self.reply_environment(), s.workers, self.log_dir / "reply.log")
             self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
             self._start_receiver()
@@ -152,7 +159,8 @@ class LocalStack:
         request_id = self._request_id_for(body["sessionWebhook"])
         if response.status_code == 200 and request_id:
             outcome = _outcome(self.pool.wait(request_id, timeout=wait) or {})
-        return Exchange(response.status_code, body, outcome, self.sink.for_session(body["sessionWebhook"]))
+        return Exchange(response.status_code, body, outcome, self.sink.for_session(body["sessionWebhook"]),
+                        self.sink.cards_for_message(body))
 
     def _request_id_for(self, webhook: str) -> Optional[str]:
         """The invocation carrying this callback (each callback has its own session webhook)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -61,15 +63,39 @@ class Chat:
     def say(self, text: str) -> None:
         self.names[self.staff_id] = self.user
         conversation = f"cid-group-{self.group}" if self.in_group else f"cid-dm-{self.staff_id}"
-        exchange = self.stack.send(text, group=self.in_group, conversation_id=conversation, sender_nick=self.user,
-                                   sender_staff_id=self.staff_id)
+        space = conversation if self.in_group else self.staff_id
+        known = {c["outTrackId"] for c in self.stack.sink.cards_in(space)}
+        result: list = []
+        sender = threading.Thread(target=lambda: result.append(self.stack.send(
+            text, group=self.in_group, conversation_id=conversation, sender_nick=self.user,
+            sender_staff_id=self.staff_id)))
+        sender.start()
+        streamed = self.follow_card(space, known, sender)
+        sender.join()
+        exchange = result[0]
         if exchange.status != 200:
             print(f"  (receiver answered HTTP {exchange.status}; see .local/logs/receiver.log)")
         for message in exchange.replies:
             body = render_message(message, self.names)
             print("🤖 " + body.replace("\n", "\n   "))
-        if exchange.status == 200 and not exchange.replies:
+        if exchange.status == 200 and not exchange.replies and not streamed:
             print(f"  (no answer: {exchange.outcome}; see .local/logs/reply.log)")
+
+    def follow_card(self, space: str, known: set, sender: threading.Thread) -> bool:
+        """Print a card's text as it grows, the way DingTalk shows a streaming AI card."""
+        shown = ""
+        while True:
+            alive = sender.is_alive()
+            cards = [c for c in self.stack.sink.cards_in(space) if c["outTrackId"] not in known]
+            content = cards[-1]["content"] if cards else ""
+            if content.startswith(shown) and len(content) > len(shown):
+                print(("🤖 " if not shown else "") + content[len(shown):].replace("\n", "\n   "), end="", flush=True)
+                shown = content
+            if not alive:
+                if cards:
+                    print("  ⚠️ (卡片显示失败状态)" if cards[-1]["error"] else "")
+                return bool(cards)
+            time.sleep(0.05)
 
 
 def main() -> int:

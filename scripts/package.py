@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import List, Optional
@@ -25,6 +26,11 @@ RUNTIME_PROVIDED = {"requests", "aliyun-fc2", "oss2"}
 TARGET_PYTHON = "3.10"
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64", "linux_x86_64")
 PRUNE_DIRS = {"__pycache__", "tests", "test", "testing"}
+# alibabacloud-dingtalk ships a module for each of DingTalk's ~120 APIs (about 90 MB); the bundle uses two.
+# Pure-Python dependencies published only as source archives: built into universal wheels first, since a
+# cross-platform install (--platform) accepts nothing but wheels.
+SOURCE_ONLY = ("alibabacloud-endpoint-util", "alibabacloud-gateway-dingtalk")
+SDK_MODULES_USED = {"alibabacloud_dingtalk": {"__init__.py", "card_1_0", "oauth2_1_0"}}
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 
 
@@ -59,11 +65,31 @@ def install_dependencies(requirements: List[str], target: Path, python310: Optio
     ``python_version < "3.11"`` (anyio → exceptiongroup) against the interpreter that runs it."""
     if not requirements:
         return
-    platform_args = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    command = [python310 or sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-               "--target", str(target), "--implementation", "cp", "--python-version", TARGET_PYTHON,
-               "--only-binary=:all:", *platform_args, *requirements]
-    subprocess.run(command, check=True, env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
+    pip = [python310 or sys.executable, "-m", "pip"]
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    env = {**os.environ, "PIP_ROOT_USER_ACTION": "ignore"}
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as wheelhouse:
+        # Universal (py3-none-any) wheels: this venv's pip builds them with PEP 517 isolation.
+        subprocess.run([sys.executable, "-m", "pip", "wheel", *quiet, "--no-deps", "--wheel-dir", wheelhouse,
+                        *SOURCE_ONLY], check=True, env=env)
+        platform_args = [arg for p in PLATFORMS for arg in ("--platform", p)]
+        subprocess.run([*pip, "install", *quiet, "--no-compile", "--target", str(target), "--find-links", wheelhouse,
+                        "--implementation", "cp", "--python-version", TARGET_PYTHON, "--only-binary=:all:",
+                        *platform_args, *requirements], check=True, env=env)
+
+
+def prune_sdk_modules(directory: Path) -> None:
+    for package_name, keep in SDK_MODULES_USED.items():
+        root = directory / package_name
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            if entry.name in keep:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def prune(directory: Path) -> None:
@@ -92,6 +118,7 @@ def build(function: str, build_root: Path, python310: Optional[str]) -> Path:
     shutil.copy2(ROOT / function / "index.py", target / "index.py")
     shutil.copytree(ROOT / "shared", target / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     prune(target)
+    prune_sdk_modules(target)
     compile_bytecode(target, python310)
     return target
 

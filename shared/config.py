@@ -31,7 +31,10 @@ REPLY_VARIABLES = (
     "CHATGPT_API_KEY", "USER_API_KEY", "ENDPOINT", "MODEL", "SYSTEM_PROMPT", "TEMPERATURE",
     "TIMEOUT", "HISTORY_LENGTH", "HISTORY_SCOPE", "OSS_MOUNT_POINT", "ALLOWED_WEBHOOK_HOSTS",
     "MAX_MESSAGE_BYTES", "LLM_MAX_RETRIES", "ALLOWED_CONVERSATIONS", "ALLOWED_USERS", "VERBOSE",
+    "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
+    "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS",
 )
+DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
 
 
 def _text(env: Mapping[str, str], name: str) -> Optional[str]:
@@ -88,14 +91,14 @@ def log_level(env: Mapping[str, str]) -> int:
     return _number(env, "VERBOSE", LOG_LEVEL_DEFAULT, int, 0, 50)
 
 
-def fc_endpoint_url(endpoint: str) -> str:
+def fc_endpoint_url(endpoint: str, variable: str = "ENDPOINT") -> str:
     """Accept a bare host (the tutorial's form) or a full ``http(s)://host:port`` URL."""
     endpoint = endpoint.strip().rstrip("/")
     if "://" not in endpoint:
         endpoint = "https://" + endpoint
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("ENDPOINT", f"{endpoint!r} is not a host or http(s) URL of the FC API")
+        raise ConfigError(variable, f"{endpoint!r} is not a host or an http(s) URL")
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -149,6 +152,31 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True)
+class CardSettings:
+    """Streaming into a DingTalk AI card: needs the app's key and secret and a card template."""
+
+    app_key: str
+    app_secret: str
+    template_id: str
+    content_key: str
+    api_endpoint: str
+    update_interval_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Optional["CardSettings"]:
+        """None (webhook mode) unless both ``DINGTALK_APP_KEY`` and ``DINGTALK_CARD_TEMPLATE_ID`` are set."""
+        app_key, template = _text(env, "DINGTALK_APP_KEY"), _text(env, "DINGTALK_CARD_TEMPLATE_ID")
+        if not app_key or not template:
+            return None
+        secret = _text(env, "DINGTALK_APP_SECRET")
+        if secret is None:
+            raise ConfigError("DINGTALK_APP_SECRET", "card streaming needs the app's AppSecret in the reply function too")
+        endpoint = fc_endpoint_url(_text(env, "DINGTALK_API_ENDPOINT") or DEFAULT_DINGTALK_API, "DINGTALK_API_ENDPOINT")
+        return cls(app_key, secret, template, _text(env, "DINGTALK_CARD_CONTENT_KEY") or "content", endpoint,
+                   _number(env, "CARD_UPDATE_INTERVAL_MS", 300, int, 50, 10000) / 1000)
+
+
+@dataclass(frozen=True)
 class ReplyConfig:
     """Settings of ``dingtalk_chatgpt_reply``, the event function."""
 
@@ -166,6 +194,7 @@ class ReplyConfig:
     llm_max_retries: int
     allowed_conversations: Tuple[str, ...]
     allowed_users: Tuple[str, ...]
+    card: Optional[CardSettings]
     log_level: int
 
     @property
@@ -194,6 +223,7 @@ class ReplyConfig:
             llm_max_retries=_number(env, "LLM_MAX_RETRIES", 2, int, 0, 5),
             allowed_conversations=_id_list(env, "ALLOWED_CONVERSATIONS"),
             allowed_users=_id_list(env, "ALLOWED_USERS"),
+            card=CardSettings.from_env(env),
             log_level=log_level(env),
         )
 

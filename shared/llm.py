@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import random
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from shared import log, texts
 from shared.config import ReplyConfig
@@ -66,35 +66,73 @@ class ChatModel:
         self.clock = clock
         self.sleep = sleep
         self.jitter = jitter
+        self.deadline = 0.0
 
-    def answer(self, messages: List[Dict[str, str]]) -> str:
+    def _create(self, messages: List[Dict[str, str]], **extra: Any) -> Any:
+        """One completion request, retried within the TIMEOUT budget; raises ``LLMError``."""
         import openai
 
         client = _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
-        options: Dict[str, Any] = {"model": self.config.model, "messages": messages}
+        options: Dict[str, Any] = {"model": self.config.model, "messages": messages, **extra}
         if self.config.temperature is not None:
             options["temperature"] = self.config.temperature
-        deadline = self.clock() + self.config.timeout_seconds
+        self.deadline = self.clock() + self.config.timeout_seconds
         attempt = 0
         while True:
             attempt += 1
             try:
-                completion = client.with_options(timeout=max(deadline - self.clock(), 0.1)).chat.completions.create(
-                    **options)
-                break
+                remaining = max(self.deadline - self.clock(), 0.1)
+                return client.with_options(timeout=remaining).chat.completions.create(**options)
             except openai.OpenAIError as exc:
-                delay = self._retry_delay(exc, attempt, deadline)
+                delay = self._retry_delay(exc, attempt, self.deadline)
                 if delay is None:
                     logger.error("model call failed after %d attempt(s): %s: %s", attempt, type(exc).__name__, exc)
                     raise LLMError(_user_message(exc), f"{type(exc).__name__}: {exc}") from None
                 logger.warning("model call failed (%s), retry %d in %.2fs", type(exc).__name__, attempt, delay)
                 self.sleep(delay)
+
+    def answer(self, messages: List[Dict[str, str]]) -> str:
+        completion = self._create(messages)
         choices = getattr(completion, "choices", None) or []
         content = (choices[0].message.content or "").strip() if choices and choices[0].message else ""
         if not content:
             logger.error("model returned no text (choices=%d)", len(choices))
             raise LLMError(texts.EMPTY_ANSWER, "empty answer")
         return content
+
+    def stream(self, messages: List[Dict[str, str]]) -> Iterator[str]:
+        """The answer as it is written (``stream=True``). Opening the stream is retried like ``answer``;
+        a failure after text has arrived is not, since that text is already on screen."""
+        import openai
+
+        chunks = self._create(messages, stream=True)
+        received, finished = False, False
+        try:
+            for chunk in chunks:
+                if self.clock() > self.deadline:
+                    raise LLMError(texts.TIMEOUT, "stream exceeded TIMEOUT")
+                choice = chunk.choices[0] if chunk.choices else None
+                finished = finished or bool(choice and choice.finish_reason)
+                if choice and choice.delta and choice.delta.content:
+                    received = True
+                    yield choice.delta.content
+        except LLMError:
+            raise
+        except openai.OpenAIError as exc:
+            logger.error("model stream broke off: %s: %s", type(exc).__name__, exc)
+            raise LLMError(_user_message(exc), f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # the HTTP client's own errors when a connection drops mid-stream
+            logger.error("model stream broke off: %s: %s", type(exc).__name__, exc)
+            raise LLMError(texts.INTERRUPTED, f"{type(exc).__name__}: {exc}") from None
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        if not finished:
+            logger.error("model stream ended without a finish_reason")
+            raise LLMError(texts.INTERRUPTED, "stream ended early")
+        if not received:
+            raise LLMError(texts.EMPTY_ANSWER, "empty streamed answer")
 
     def _retry_delay(self, exc: Exception, attempt: int, deadline: float) -> Optional[float]:
         """Seconds to wait before the next attempt, or None when no retry is due or affordable."""

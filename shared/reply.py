@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from shared import log, texts
+from shared.card import AICard, CardError, CardFactory, card_factory
 from shared.commands import Command, parse_command
 from shared.config import ReplyConfig, allowed_webhook_hosts, load_reply_config
 from shared.errors import ConfigError, LLMError, MalformedRequest, WebhookError
@@ -23,6 +24,7 @@ from shared.outgoing import build_messages as build_dingtalk_messages
 from shared.webhook import WebhookSender
 
 logger = log.get("reply")
+IN_CARD = "-in-card"
 RECORDED_BY_COMMAND = {"cleared", "persona-set", "persona-reset"}
 PERSONA_MAX_CHARS = 2000
 
@@ -33,6 +35,7 @@ class Replier:
     store: HistoryStore
     model: ChatModel
     sender: WebhookSender
+    cards: CardFactory = card_factory(None)
 
     def process(self, message: IncomingMessage) -> str:
         """Answer one message; return what happened (for logs, tests and the local stack)."""
@@ -48,7 +51,10 @@ class Replier:
             logger.info("already answered or being answered, skipped")
             return "duplicate"
         answer, outcome = self._answer(message, key, conversation)
-        parts, delivered = self.deliver(message, answer)
+        if outcome.endswith(IN_CARD):
+            outcome, parts, delivered = outcome[:-len(IN_CARD)], 1, 1
+        else:
+            parts, delivered = self.deliver(message, answer)
         if delivered == 0:
             self.store.release(key, message.msgId)
             return "delivery-failed"
@@ -88,10 +94,48 @@ class Replier:
             return self._command(command, key, message, conversation)
         prompt = build_messages(message.question, conversation.messages(self.config.history_length),
                                 conversation.persona or self.config.system_prompt)
+        card = self.cards(message)
+        if card is not None:
+            streamed = self._stream_into(card, prompt)
+            if streamed is not None:
+                return streamed
         try:
             return self.model.answer(prompt), "answered"
         except LLMError as exc:
             return exc.user_message, "llm-error"
+
+    def _stream_into(self, card: AICard, prompt: List[Dict[str, str]]) -> Optional[tuple[str, str]]:
+        """Stream the answer into a card. None: the card could not be created, answer the usual way.
+        A card that fails later stops being updated and the answer goes through the webhook."""
+        try:
+            card.start()
+        except CardError as exc:
+            logger.warning("card streaming unavailable, answering through the session webhook: %s", exc)
+            return None
+        text, showing = "", True
+        try:
+            for delta in self.model.stream(prompt):
+                text += delta
+                showing = showing and self._show(card.push, text)
+        except LLMError as exc:
+            shown = f"{text}\n\n{exc.user_message}" if text else exc.user_message
+            if showing and self._show(card.fail, shown):
+                return exc.user_message, "llm-error" + IN_CARD
+            return exc.user_message, "llm-error"
+        text = text.strip()
+        if showing and self._show(card.finish, text):
+            logger.info("streamed into card %s in %d updates", card.out_track_id, card.updates)
+            return text, "answered" + IN_CARD
+        return text, "answered"
+
+    @staticmethod
+    def _show(step: Callable[[str], None], text: str) -> bool:
+        try:
+            step(text)
+        except CardError as exc:
+            logger.warning("card update failed, the answer follows through the session webhook: %s", exc)
+            return False
+        return True
 
     def _command(self, command: Command, key: str, message: IncomingMessage,
                  conversation: Conversation) -> tuple[str, str]:
@@ -171,8 +215,10 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             return json.dumps({"status": "misconfigured", "variable": exc.variable})
         log.setup(config.log_level)
         log.add_secret(config.api_key)
+        if config.card:
+            log.add_secret(config.card.app_secret)
         replier = Replier(config, FileHistoryStore(config.oss_mount_point), ChatModel(config),
-                          WebhookSender(config.allowed_webhook_hosts))
+                          WebhookSender(config.allowed_webhook_hosts), card_factory(config.card))
         try:
             status = replier.process(message)
         except Exception:

@@ -48,3 +48,18 @@ def test_forged_callback_never_reaches_the_reply_function(stack):
     finally:
         stack.settings.app_secret = real
     assert exchange.status == 403 and exchange.replies == []
+
+
+@pytest.fixture(scope="module")
+def streaming_stack(tmp_path_factory):
+    with LocalStack(StackSettings(state_dir=tmp_path_factory.mktemp("stream"), stream=True)) as running:
+        yield running
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["group", "direct"])
+def test_streaming_mode_answers_in_a_card_through_the_whole_chain(streaming_stack, group):
+    exchange = streaming_stack.send("你好", group=group, conversation_id="cid-e2e-card", sender_staff_id="staff-c")
+    assert (exchange.status, exchange.outcome, exchange.replies) == (200, "answered", [])
+    [card] = exchange.cards
+    assert card["finalized"] and "你好" in card["content"]
+    assert card["openSpaceId"].endswith("IM_GROUP.cid-e2e-card" if group else "IM_ROBOT.staff-c")

@@ -88,6 +88,8 @@ def test_reply_zip_imports_the_openai_sdk_on_python310(built, tmp_path):
     code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
     script = """
 import json, index, openai
+from alibabacloud_dingtalk.card_1_0.client import Client as CardClient
+from alibabacloud_dingtalk.oauth2_1_0.client import Client as OAuthClient
 client = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1")
 print(json.dumps({"status": json.loads(index.handler(b"not json", None))["status"], "openai": openai.__file__}))
 """
