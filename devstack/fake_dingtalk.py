@@ -192,12 +192,7 @@ class _SinkHandler(JsonHandler):
 
 def main() -> None:
     """``python -m devstack.fake_dingtalk``: a webhook sink in its own process (benchmarks)."""
-    sink = WebhookSink()
-    print(json.dumps({"url": sink.url}), flush=True)
-    try:
-        sink.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
+    WebhookSink().serve_as_process()
 
 
 if __name__ == "__main__":

@@ -205,12 +205,7 @@ class NullPool:
 
 def main() -> None:
     """``python -m devstack.fake_fc``: the FC API in its own process, accepting and dropping invocations."""
-    fc = FakeFC(NullPool(), sys.argv[1] if len(sys.argv) > 1 else "dingtalk_chatgpt_reply")
-    print(json.dumps({"url": fc.url}), flush=True)
-    try:
-        fc.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
+    FakeFC(NullPool(), sys.argv[1] if len(sys.argv) > 1 else "dingtalk_chatgpt_reply").serve_as_process()
 
 
 if __name__ == "__main__":

@@ -100,12 +100,7 @@ def main() -> None:
     parser.add_argument("--fc2", action="store_true", help="call the handler WSGI-style, as FC 2.0 does")
     args = parser.parse_args()
     sys.path.insert(0, str(args.function_dir.resolve()))
-    server = FunctionHttpServer(args.function_dir.resolve(), fc2=args.fc2, port=args.port)
-    print(json.dumps({"ready": True, "url": server.url}), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    FunctionHttpServer(args.function_dir.resolve(), fc2=args.fc2, port=args.port).serve_as_process()
 
 
 if __name__ == "__main__":

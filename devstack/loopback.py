@@ -79,6 +79,14 @@ class LoopbackServer(ThreadingHTTPServer):
         self._thread.start()
         return self
 
+    def serve_as_process(self) -> None:
+        """In a child process: announce the URL as one JSON line on stdout, serve until interrupted."""
+        print(json.dumps({"ready": True, "url": self.url}), flush=True)
+        try:
+            self.serve_forever(poll_interval=0.05)
+        except KeyboardInterrupt:
+            pass
+
     def stop(self) -> None:
         self.shutdown()
         self.server_close()

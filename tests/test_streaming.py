@@ -121,3 +121,18 @@ def test_streaming_needs_the_app_secret_in_the_reply_function():
 
 def test_webhook_mode_is_the_default():
     assert ReplyConfig.from_env({"CHATGPT_API_KEY": "k", "DINGTALK_APP_SECRET": "s"}).card is None
+
+
+def test_access_token_is_renewed_five_minutes_before_it_expires(stream_env, sink):
+    from shared.card import TokenCache
+    from shared.config import CardSettings
+
+    now = [1000.0]
+    cache = TokenCache(clock=lambda: now[0])
+    settings = CardSettings.from_env(stream_env)
+    first = cache.get(settings)
+    now[0] += 7200 - 301
+    assert cache.get(settings) == first and sink.token_requests == 1
+    now[0] += 2
+    cache.get(settings)
+    assert sink.token_requests == 2
