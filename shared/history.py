@@ -150,10 +150,10 @@ class FileHistoryStore:
         data = json.dumps(conversation.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
         try:
+            # No fsync: on the OSS mount close() already uploads the whole object, and FC's local disk
+            # does not outlive the instance. The rename alone keeps readers from a half-written file.
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):
