@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional
 
 from shared import log, texts
 from shared.card import AICard, CardError, CardFactory, card_factory
@@ -24,9 +24,16 @@ from shared.outgoing import build_messages as build_dingtalk_messages
 from shared.webhook import WebhookSender
 
 logger = log.get("reply")
-IN_CARD = "-in-card"
 RECORDED_BY_COMMAND = {"cleared", "persona-set", "persona-reset"}
 PERSONA_MAX_CHARS = 2000
+
+
+class Answer(NamedTuple):
+    """What to say, what happened, and whether a streamed card already showed it."""
+
+    text: str
+    outcome: str
+    in_card: bool = False
 
 
 @dataclass
@@ -50,11 +57,8 @@ class Replier:
         if conversation is None:
             logger.info("already answered or being answered, skipped")
             return "duplicate"
-        answer, outcome = self._answer(message, key, conversation)
-        if outcome.endswith(IN_CARD):
-            outcome, parts, delivered = outcome[:-len(IN_CARD)], 1, 1
-        else:
-            parts, delivered = self.deliver(message, answer)
+        answer, outcome, in_card = self._answer(message, key, conversation)
+        parts, delivered = (1, 1) if in_card else self.deliver(message, answer)
         if delivered == 0:
             self.store.release(key, message.msgId)
             return "delivery-failed"
@@ -80,18 +84,18 @@ class Replier:
             return texts.NOT_ALLOWED.format(scope="用户")
         return None
 
-    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> tuple[str, str]:
+    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> Answer:
         refusal = self._refusal(message)
         if refusal:
-            return refusal, "refused"
+            return Answer(refusal, "refused")
         if message.msgtype not in TEXT_TYPES:
             kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
-            return texts.UNSUPPORTED.format(kind=kind), "unsupported"
+            return Answer(texts.UNSUPPORTED.format(kind=kind), "unsupported")
         if not message.question:
-            return (texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION), "empty"
+            return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, "empty")
         command = parse_command(message.question)
         if command is not None:
-            return self._command(command, key, message, conversation)
+            return Answer(*self._command(command, key, message, conversation))
         prompt = build_messages(message.question, conversation.messages(self.config.history_length),
                                 conversation.persona or self.config.system_prompt)
         card = self.cards(message)
@@ -100,11 +104,11 @@ class Replier:
             if streamed is not None:
                 return streamed
         try:
-            return self.model.answer(prompt), "answered"
+            return Answer(self.model.answer(prompt), "answered")
         except LLMError as exc:
-            return exc.user_message, "llm-error"
+            return Answer(exc.user_message, "llm-error")
 
-    def _stream_into(self, card: AICard, prompt: List[Dict[str, str]]) -> Optional[tuple[str, str]]:
+    def _stream_into(self, card: AICard, prompt: List[Dict[str, str]]) -> Optional[Answer]:
         """Stream the answer into a card. None: the card could not be created, answer the usual way.
         A card that fails later stops being updated and the answer goes through the webhook."""
         try:
@@ -119,14 +123,12 @@ class Replier:
                 showing = showing and self._show(card.push, text)
         except LLMError as exc:
             shown = f"{text}\n\n{exc.user_message}" if text else exc.user_message
-            if showing and self._show(card.fail, shown):
-                return exc.user_message, "llm-error" + IN_CARD
-            return exc.user_message, "llm-error"
+            return Answer(exc.user_message, "llm-error", showing and self._show(card.fail, shown))
         text = text.strip()
         if showing and self._show(card.finish, text):
             logger.info("streamed into card %s in %d updates", card.out_track_id, card.updates)
-            return text, "answered" + IN_CARD
-        return text, "answered"
+            return Answer(text, "answered", in_card=True)
+        return Answer(text, "answered")
 
     @staticmethod
     def _show(step: Callable[[str], None], text: str) -> bool:
