@@ -17,7 +17,7 @@ from bench.stats import Section, median
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
 from devstack.fake_fc import FakeFC, NullPool
 from devstack.fake_llm import FakeLLM
-from shared.message import parse_callback
+from shared.receiver.dingtalk.callback import parse_callback
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -11,16 +11,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List
 
 from bench.receiver import environment
 from bench.stats import Section
 from devstack.fake_dingtalk import callback_body, encode
 from devstack.fake_fc import die_with_parent
-from shared.history import HANDLED_KEEP
-from shared.message import parse_callback
+from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.oss.history import HANDLED_KEEP
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSWER = "这是一个固定的回答，长度和一个普通回答差不多。" * 4
@@ -35,16 +35,16 @@ class InstantModel:
 
 def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]:
     """The real FC entry (config, claim, history, prompt, webhook), the model swapped for an instant one."""
-    import shared.reply
+    import shared.reply.app
 
-    shared.reply.ChatModel = lambda config: InstantModel()
+    shared.reply.app.ChatModel = lambda config: InstantModel()
     env = {"CHATGPT_API_KEY": "k", "OSS_MOUNT_POINT": str(oss), "HISTORY_LENGTH": str(history_length),
            "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1"}
 
     def one(i: int) -> None:
         body = callback_body(f"问题 {i}", webhook_base=sink_url, conversation_id="cid-bench", msg_id=f"m{i}")
         event = parse_callback(encode(body)).to_payload()
-        assert json.loads(shared.reply.handle_event(event, None, env))["status"] == "answered"
+        assert json.loads(shared.reply.app.handle_event(event, None, env))["status"] == "answered"
 
     return one
 

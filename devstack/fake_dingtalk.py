@@ -12,7 +12,7 @@ from typing import Any, Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from devstack.loopback import JsonHandler, LoopbackServer
-from shared.signature import compute_sign
+from shared.receiver.dingtalk.signature import compute_sign
 
 WEBHOOK_LIFETIME_MS = 90 * 60 * 1000
 _counter = itertools.count(1)

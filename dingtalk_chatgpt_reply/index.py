@@ -1,6 +1,6 @@
 """FC event function ``dingtalk_chatgpt_reply``: handler ``index.handler``, invoked async by the receiver."""
 
-from shared.reply import handle_event
+from shared.reply.app import handle_event
 
 
 def handler(event, context):

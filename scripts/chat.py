@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.settings import add_arguments, describe, launch  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
-from devstack.terminal import render_message  # noqa: E402
+from devstack.settings import add_arguments, describe, launch
+from devstack.stack import LocalStack
+from devstack.terminal import render_message
 
 HELP = """You are a DingTalk user; every line you type is a message to the bot.
   /group [NAME]  talk in a group (default 演示群); the bot @-mentions you there

@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.settings import add_arguments, describe, launch  # noqa: E402
-from devstack.terminal import render_message  # noqa: E402
+from devstack.settings import add_arguments, describe, launch
+from devstack.terminal import render_message
 
 SCRIPT = [
     # (who, in group?, text, expected outcome)

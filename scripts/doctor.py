@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.fake_dingtalk import signed_headers  # noqa: E402
 from devstack.settings import read_dotenv  # noqa: E402
-from shared.config import ReceiverConfig, ReplyConfig  # noqa: E402
-from shared.errors import ConfigError  # noqa: E402
+from shared.common.errors import ConfigError  # noqa: E402
+from shared.receiver.config import ReceiverConfig  # noqa: E402
+from shared.reply.config import ReplyConfig  # noqa: E402
 
 ROLE_ARN = re.compile(r"^acs:ram::\d+:role/[\w.\-]+$", re.I)
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")

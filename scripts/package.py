@@ -32,6 +32,8 @@ PRUNE_DIRS = {"__pycache__", "tests", "test", "testing"}
 SOURCE_ONLY = ("alibabacloud-endpoint-util", "alibabacloud-gateway-dingtalk")
 SDK_MODULES_USED = {"alibabacloud_dingtalk": {"__init__.py", "card_1_0", "oauth2_1_0"}}
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+# shared/ is arranged by function: each package carries the common code and its own part only.
+SHARED_PARTS = {"dingtalk_conversation": ("common", "receiver"), "dingtalk_chatgpt_reply": ("common", "reply")}
 
 
 def find_python310() -> Optional[str]:
@@ -116,11 +118,18 @@ def build(function: str, build_root: Path, python310: Optional[str]) -> Path:
     target.mkdir(parents=True)
     install_dependencies(bundled_requirements(function), target, python310)
     shutil.copy2(ROOT / function / "index.py", target / "index.py")
-    shutil.copytree(ROOT / "shared", target / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    copy_shared(function, target / "shared")
     prune(target)
     prune_sdk_modules(target)
     compile_bytecode(target, python310)
     return target
+
+
+def copy_shared(function: str, into: Path) -> None:
+    into.mkdir(parents=True)
+    shutil.copy2(ROOT / "shared" / "__init__.py", into / "__init__.py")
+    for part in SHARED_PARTS[function]:
+        shutil.copytree(ROOT / "shared" / part, into / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def write_zip(source: Path, destination: Path) -> int:

@@ -21,7 +21,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.fake_dingtalk import callback_body, encode, signed_headers  # noqa: E402
+from devstack.fake_dingtalk import callback_body, encode, signed_headers
 
 
 def main() -> int:

@@ -1,7 +1,8 @@
 import pytest
 
-from shared.config import ReceiverConfig, ReplyConfig, fc_endpoint_url, llm_base_url
-from shared.errors import ConfigError
+from shared.common.errors import ConfigError
+from shared.receiver.config import ReceiverConfig
+from shared.reply.config import ReplyConfig, llm_base_url
 
 
 def test_missing_app_secret_names_the_variable():
@@ -26,7 +27,7 @@ def test_tutorial_receiver_settings_keep_their_meaning():
                                              ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
                                              ("https://a.b:8443", "https://a.b:8443")])
 def test_fc_endpoint_accepts_bare_hosts_and_urls(value, expected):
-    assert fc_endpoint_url(value) == expected
+    assert ReceiverConfig.from_env({"DINGTALK_APP_SECRET": "s", "ENDPOINT": value}).fc_endpoint == expected
 
 
 @pytest.mark.parametrize("value, expected", [("https://api.openai.com", "https://api.openai.com/v1"),

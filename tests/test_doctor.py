@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import API_KEY, APP_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent

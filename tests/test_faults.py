@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import context
+
 from devstack.fake_dingtalk import callback_body
 from devstack.stack import LocalStack, StackSettings
-from shared.config import load_reply_config
-from shared.history import FileHistoryStore
-from shared.llm import ChatModel
-from shared.message import parse_callback
-from shared.reply import Replier
-from shared.webhook import ATTEMPTS, WebhookSender
+from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.app import Replier
+from shared.reply.config import load_reply_config
+from shared.reply.dingtalk.webhook import ATTEMPTS, WebhookSender
+from shared.reply.llm.model import ChatModel
+from shared.reply.oss.history import FileHistoryStore
 
 
 def payload(sink, text, **kwargs) -> bytes:

@@ -1,7 +1,7 @@
 import json
 import threading
 
-from shared.history import FileHistoryStore, conversation_key
+from shared.reply.oss.history import FileHistoryStore, conversation_key
 
 
 def test_turns_are_kept_per_conversation(tmp_path):

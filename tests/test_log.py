@@ -1,7 +1,7 @@
 import io
 import logging
 
-from shared import log
+from shared.common import log
 
 
 def test_secrets_and_tokens_never_reach_the_log():

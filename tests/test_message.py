@@ -3,8 +3,9 @@ import json
 import pytest
 
 from devstack.fake_dingtalk import callback_body, encode
-from shared.errors import MalformedRequest
-from shared.message import IncomingMessage, parse_callback
+from shared.common.errors import MalformedRequest
+from shared.common.message import IncomingMessage
+from shared.receiver.dingtalk.callback import parse_callback
 
 BASE = "https://oapi.dingtalk.com"
 

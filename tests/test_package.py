@@ -49,13 +49,15 @@ def run_isolated(code_dir: Path, runtime: Path, script: str, env: dict) -> dict:
 def test_zip_has_index_at_root_shared_and_no_tests_or_foreign_caches(built, function):
     dist, _ = built
     names = zipfile.ZipFile(dist / f"{function}.zip").namelist()
-    assert "index.py" in names and "shared/config.py" in names
+    own, other = ("receiver", "reply") if function == "dingtalk_conversation" else ("reply", "receiver")
+    assert "index.py" in names and "shared/common/settings.py" in names and f"shared/{own}/app.py" in names
+    assert not any(n.startswith(f"shared/{other}/") for n in names)
     assert not any(n.startswith(("tests/", "devstack/", "scripts/")) for n in names)
     assert not any("/tests/" in n for n in names)
     caches = [n for n in names if n.endswith(".pyc")]
     if PYTHON310:
         assert caches and all(".cpython-310." in n for n in caches)
-        assert "shared/__pycache__/config.cpython-310.pyc" in names
+        assert "shared/common/__pycache__/settings.cpython-310.pyc" in names
 
 
 @needs_310
@@ -64,7 +66,7 @@ def test_receiver_zip_serves_a_request_on_python310(built, tmp_path):
     code = unpack(dist / "dingtalk_conversation.zip", tmp_path / "code")
     script = """
 import json, time, index
-from shared.signature import compute_sign
+from shared.receiver.dingtalk.signature import compute_sign
 ts = str(int(time.time() * 1000))
 body = json.dumps({"msgtype": "text", "text": {"content": "hi"}, "msgId": "m1", "conversationId": "c",
                    "sessionWebhook": "https://oapi.dingtalk.com/robot/sendBySession?session=x"})

@@ -1,15 +1,14 @@
 """The receiver through both FC entry forms, invoking a loopback FC API with the real SDKs."""
 
-import io
 import json
 import time
 
 import pytest
-
 from conftest import APP_SECRET, context
+
 from devstack.fake_dingtalk import callback_body, encode, signed_headers
 from devstack.http_runtime import fc3_event, wsgi_environ
-from shared import invoke
+from shared.receiver.fc import invoke
 
 WEBHOOK = "https://oapi.dingtalk.com"
 

@@ -4,10 +4,10 @@ import json
 import time
 
 import pytest
-
 from conftest import context
+
 from devstack.fake_dingtalk import callback_body
-from shared.message import parse_callback
+from shared.receiver.dingtalk.callback import parse_callback
 
 
 def payload(sink, text, **kwargs) -> bytes:

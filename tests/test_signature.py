@@ -1,7 +1,7 @@
 import pytest
 
-from shared.errors import SignatureError
-from shared.signature import compute_sign, verify_signature
+from shared.common.errors import SignatureError
+from shared.receiver.dingtalk.signature import compute_sign, verify_signature
 
 VECTOR_SECRET = "client-secret-for-test"
 VECTOR_TIMESTAMP = "1684493546276"

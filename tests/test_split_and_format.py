@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from shared.outgoing import build_messages, looks_like_markdown
-from shared.split import split_message
+from shared.reply.dingtalk.outgoing import build_messages, looks_like_markdown
+from shared.reply.dingtalk.split import split_message
 
 
 def _content(parts):

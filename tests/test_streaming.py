@@ -3,13 +3,13 @@
 import json
 
 import pytest
-
 from conftest import context
+
 from devstack.fake_dingtalk import callback_body
 from devstack.fake_llm import offline_answer
-from shared.config import ReplyConfig
-from shared.errors import ConfigError
-from shared.message import parse_callback
+from shared.common.errors import ConfigError
+from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.config import ReplyConfig
 
 
 @pytest.fixture
@@ -124,12 +124,11 @@ def test_webhook_mode_is_the_default():
 
 
 def test_access_token_is_renewed_five_minutes_before_it_expires(stream_env, sink):
-    from shared.card import TokenCache
-    from shared.config import CardSettings
+    from shared.reply.dingtalk.cards import TokenCache
 
     now = [1000.0]
     cache = TokenCache(clock=lambda: now[0])
-    settings = CardSettings.from_env(stream_env)
+    settings = ReplyConfig.from_env(stream_env).card
     first = cache.get(settings)
     now[0] += 7200 - 301
     assert cache.get(settings) == first and sink.token_requests == 1

@@ -1,8 +1,8 @@
 import pytest
 import responses
 
-from shared.errors import WebhookError
-from shared.webhook import WebhookSender
+from shared.common.errors import WebhookError
+from shared.reply.dingtalk.webhook import WebhookSender
 
 URL = "https://oapi.dingtalk.com/robot/sendBySession?session=abc"
 NOW = 1_700_000_000.0

@@ -12,16 +12,18 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional
 
-from shared import log, texts
-from shared.card import AICard, CardError, CardFactory, card_factory
-from shared.commands import Command, parse_command
-from shared.config import ReplyConfig, allowed_webhook_hosts, load_reply_config
-from shared.errors import ConfigError, LLMError, MalformedRequest, WebhookError
-from shared.history import Conversation, FileHistoryStore, HistoryStore, conversation_key
-from shared.llm import ChatModel, build_messages
-from shared.message import TEXT_TYPES, IncomingMessage
-from shared.outgoing import build_messages as build_dingtalk_messages
-from shared.webhook import WebhookSender
+from shared.common import log
+from shared.common.errors import ConfigError, LLMError, MalformedRequest, WebhookError
+from shared.common.message import TEXT_TYPES, IncomingMessage
+from shared.common.settings import EnvReader
+from shared.reply import texts
+from shared.reply.commands import Command, parse_command
+from shared.reply.config import ReplyConfig, allowed_webhook_hosts, load_reply_config
+from shared.reply.dingtalk.cards import AICard, CardError, CardFactory, card_factory
+from shared.reply.dingtalk.outgoing import build_messages as build_dingtalk_messages
+from shared.reply.dingtalk.webhook import WebhookSender
+from shared.reply.llm.model import ChatModel, build_messages
+from shared.reply.oss.history import Conversation, FileHistoryStore, HistoryStore, conversation_key
 
 logger = log.get("reply")
 RECORDED_BY_COMMAND = {"cleared", "persona-set", "persona-reset"}
@@ -189,7 +191,7 @@ class Replier:
 def _tell_misconfigured(message: IncomingMessage, exc: ConfigError, env: Mapping[str, str]) -> None:
     """Even without a valid config the asker deserves to know; only DingTalk hosts are used."""
     try:
-        sender = WebhookSender(allowed_webhook_hosts(env))
+        sender = WebhookSender(allowed_webhook_hosts(EnvReader(env)))
         sender.check(message.sessionWebhook, message.sessionWebhookExpiredTime)
         sender.post(message.sessionWebhook, {"msgtype": "text",
                                              "text": {"content": texts.MISCONFIGURED.format(variable=exc.variable)}})

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Protocol
 
-from shared import log
+from shared.common import log
 
 FORMAT_VERSION = 1
 HANDLED_KEEP = 200

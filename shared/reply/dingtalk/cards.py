@@ -15,10 +15,10 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from shared import log
-from shared.config import CardSettings
-from shared.errors import DingbotError
-from shared.message import IncomingMessage
+from shared.common import log
+from shared.common.errors import DingbotError
+from shared.common.message import IncomingMessage
+from shared.reply.config import CardSettings
 
 TOKEN_RENEW_MARGIN_SECONDS = 300
 CARD_TIMEOUT_MS = 5000

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from shared import log
-from shared.errors import WebhookError
+from shared.common import log
+from shared.common.errors import WebhookError
 
 THROTTLED = {130101, 130102}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

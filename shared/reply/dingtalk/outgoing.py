@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional
 
-from shared.split import split_message
+from shared.reply.dingtalk.split import split_message
 
 MARKDOWN_HINTS = re.compile(
     r"(^|\n)\s*(```|~~~|#{1,6}\s|[-*+]\s+\S|\d+\.\s+\S|>\s|\|.*\|\s*$)|\*\*[^*\n]+\*\*|\[[^\]\n]+\]\([^)\s]+\)",

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from shared.errors import MalformedRequest
+from shared.common.errors import MalformedRequest
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 READ_CAP = 6 * 1024 * 1024

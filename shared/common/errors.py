@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import List, Sequence
+
 
 class DingbotError(Exception):
     """Base class for every error this bundle raises on purpose."""
 
 
 class ConfigError(DingbotError):
-    """A setting is missing or malformed; the message names the variable and the fix."""
+    """A setting is missing or malformed; the message names the variable and the fix.
 
-    def __init__(self, variable: str, problem: str) -> None:
+    ``all`` lists this problem and any others found in the same environment, so a check can
+    report every one of them at once.
+    """
+
+    def __init__(self, variable: str, problem: str, *, more: Sequence["ConfigError"] = ()) -> None:
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
+        self.problem = problem
+        self.all: List["ConfigError"] = [self, *more]
 
 
 class SignatureError(DingbotError):
@@ -21,10 +29,6 @@ class SignatureError(DingbotError):
 
 class MalformedRequest(DingbotError):
     """The callback body is not the JSON DingTalk sends."""
-
-
-class PayloadTooLarge(DingbotError):
-    """The callback body is larger than any DingTalk message can be."""
 
 
 class InvokeError(DingbotError):

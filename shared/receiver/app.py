@@ -10,12 +10,14 @@ import os
 import time
 from typing import Any, Callable, Mapping, Optional
 
-from shared import invoke, log
-from shared.config import ReceiverConfig, load_receiver_config
-from shared.errors import ConfigError, InvokeError, MalformedRequest, SignatureError
-from shared.fc_http import HttpRequest, HttpResponse, error_response, ok_response
-from shared.message import IncomingMessage, parse_callback
-from shared.signature import verify_signature
+from shared.common import log
+from shared.common.errors import ConfigError, InvokeError, MalformedRequest, SignatureError
+from shared.common.message import IncomingMessage
+from shared.receiver.config import ReceiverConfig, load_receiver_config
+from shared.receiver.dingtalk.callback import parse_callback
+from shared.receiver.dingtalk.signature import verify_signature
+from shared.receiver.fc import invoke
+from shared.receiver.fc.adapters import HttpRequest, HttpResponse, error_response, ok_response
 
 logger = log.get("receiver")
 

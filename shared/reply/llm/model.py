@@ -11,9 +11,10 @@ import random
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from shared import log, texts
-from shared.config import ReplyConfig
-from shared.errors import LLMError
+from shared.common import log
+from shared.common.errors import LLMError
+from shared.reply import texts
+from shared.reply.config import ReplyConfig
 
 logger = log.get("llm")
 

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from shared.errors import ConfigError, InvokeError
+from shared.common.errors import ConfigError, InvokeError
 
 ASYNC = "Async"
 CONFLICT = 409

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 
-from shared.errors import SignatureError
+from shared.common.errors import SignatureError
 
 
 def compute_sign(app_secret: str, timestamp: str) -> str:

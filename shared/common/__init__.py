@@ -1,0 +1,1 @@
+"""Code both functions use; nothing here talks to a platform."""

@@ -1,0 +1,61 @@
+"""Settings of ``dingtalk_conversation``, the HTTP function, read once from its environment.
+
+The tutorial's names keep their meaning: ``DINGTALK_APP_SECRET``, ``ENDPOINT`` (the FC API),
+``SERVICE_NAME``, ``CHATGPT_FUNCTION``, ``VERBOSE``. Everything else is optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from shared.common.settings import EnvReader, load_once
+
+DINGTALK_MAX_SKEW_SECONDS = 3600
+DEFAULT_REPLY_FUNCTION = "dingtalk_chatgpt_reply"
+VARIABLES = ("DINGTALK_APP_SECRET", "ENDPOINT", "SERVICE_NAME", "CHATGPT_FUNCTION", "VERBOSE",
+             "SIGNATURE_WINDOW_SECONDS", "MAX_BODY_BYTES")
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    app_secret: str
+    reply_function: str
+    fc_endpoint: Optional[str]
+    service_name: Optional[str]
+    signature_window_seconds: int
+    max_body_bytes: int
+    log_level: int
+
+    @property
+    def uses_fc2_api(self) -> bool:
+        """The tutorial's FC 2.0 setup names a service; FC 3.0 has none."""
+        return self.service_name is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ReceiverConfig":
+        read = EnvReader(env)
+        secret = read.required("DINGTALK_APP_SECRET",
+                               "copy the AppSecret of your DingTalk app into the function's environment")
+        endpoint = read.text("ENDPOINT")
+        return read.finish(cls(
+            app_secret=secret,
+            reply_function=read.text("CHATGPT_FUNCTION") or DEFAULT_REPLY_FUNCTION,
+            fc_endpoint=_origin(read.url("ENDPOINT", "", bare_host_scheme="https")) if endpoint else None,
+            service_name=read.text("SERVICE_NAME"),
+            signature_window_seconds=read.number("SIGNATURE_WINDOW_SECONDS", DINGTALK_MAX_SKEW_SECONDS, int, 1,
+                                                 DINGTALK_MAX_SKEW_SECONDS),
+            max_body_bytes=read.number("MAX_BODY_BYTES", 65536, int, 1024, 6 * 1024 * 1024),
+            log_level=read.log_level(),
+        ))
+
+
+def _origin(url: str) -> str:
+    """The tutorial's ``ENDPOINT`` is a bare host; a full URL's path, if any, is not part of the API."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def load_receiver_config(env: Mapping[str, str]) -> ReceiverConfig:
+    return load_once(ReceiverConfig.from_env, VARIABLES, env)

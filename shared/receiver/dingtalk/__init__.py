@@ -1,0 +1,1 @@
+"""Talks to DingTalk: the robot callback's signature and body."""

@@ -1,0 +1,1 @@
+"""Talks to Function Compute: its HTTP entry forms and its invoke API."""

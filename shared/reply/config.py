@@ -1,0 +1,130 @@
+"""Settings of ``dingtalk_chatgpt_reply``, the event function, read once from its environment.
+
+The tutorial's names keep their meaning: ``CHATGPT_API_KEY``, ``USER_API_KEY``, ``ENDPOINT``
+(the model service), ``HISTORY_LENGTH``, ``OSS_MOUNT_POINT``, ``TIMEOUT``, ``VERBOSE``.
+Everything else is optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+from shared.common.settings import EnvReader, load_once
+
+DEFAULT_LLM_ENDPOINT = "https://api.openai.com"
+DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_WEBHOOK_HOSTS = ("oapi.dingtalk.com", "api.dingtalk.com")
+DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
+VARIABLES = (
+    "CHATGPT_API_KEY", "USER_API_KEY", "ENDPOINT", "MODEL", "SYSTEM_PROMPT", "TEMPERATURE",
+    "TIMEOUT", "HISTORY_LENGTH", "HISTORY_SCOPE", "OSS_MOUNT_POINT", "ALLOWED_WEBHOOK_HOSTS",
+    "MAX_MESSAGE_BYTES", "LLM_MAX_RETRIES", "ALLOWED_CONVERSATIONS", "ALLOWED_USERS", "VERBOSE",
+    "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
+    "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS",
+)
+
+
+def llm_base_url(endpoint: str) -> str:
+    """The tutorial's ``ENDPOINT`` is a service root; the SDK wants the ``/v1`` base URL.
+
+    A bare root gets ``/v1``; a URL that already has a path (DashScope's
+    ``.../compatible-mode/v1``, a proxy prefix) is used as given.
+    """
+    endpoint = endpoint.strip().rstrip("/")
+    return endpoint if urlsplit(endpoint).path else endpoint + "/v1"
+
+
+def allowed_webhook_hosts(read: EnvReader) -> Tuple[str, ...]:
+    return tuple(h.lower() for h in read.id_list("ALLOWED_WEBHOOK_HOSTS")) or DEFAULT_WEBHOOK_HOSTS
+
+
+@dataclass(frozen=True)
+class CardSettings:
+    """Streaming into a DingTalk AI card: needs the app's key and secret and a card template."""
+
+    app_key: str
+    app_secret: str
+    template_id: str
+    content_key: str
+    api_endpoint: str
+    update_interval_seconds: float
+
+    @classmethod
+    def read(cls, read: EnvReader) -> Optional["CardSettings"]:
+        """None (webhook mode) unless both ``DINGTALK_APP_KEY`` and ``DINGTALK_CARD_TEMPLATE_ID`` are set."""
+        app_key, template = read.text("DINGTALK_APP_KEY"), read.text("DINGTALK_CARD_TEMPLATE_ID")
+        if not app_key or not template:
+            return None
+        secret = read.required("DINGTALK_APP_SECRET", "card streaming needs the app's AppSecret in the reply "
+                                                      "function too")
+        return cls(app_key, secret, template, read.text("DINGTALK_CARD_CONTENT_KEY") or "content",
+                   read.url("DINGTALK_API_ENDPOINT", DEFAULT_DINGTALK_API),
+                   read.number("CARD_UPDATE_INTERVAL_MS", 300, int, 50, 10000) / 1000)
+
+
+@dataclass(frozen=True)
+class ReplyConfig:
+    api_key: str
+    llm_base_url: str
+    model: str
+    system_prompt: Optional[str]
+    temperature: Optional[float]
+    timeout_seconds: float
+    history_length: int
+    history_per_sender: bool
+    oss_mount_point: str
+    allowed_webhook_hosts: Tuple[str, ...]
+    max_message_bytes: int
+    llm_max_retries: int
+    allowed_conversations: Tuple[str, ...]
+    allowed_users: Tuple[str, ...]
+    card: Optional[CardSettings]
+    log_level: int
+
+    @property
+    def claim_ttl_ms(self) -> int:
+        """How long a message being answered blocks a second delivery: ``TIMEOUT`` bounds the model
+        call with its retries; the rest is room for paced, retried webhook posts."""
+        return int((self.timeout_seconds + 300) * 1000)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ReplyConfig":
+        read = EnvReader(env)
+        base_url = llm_base_url(read.url("ENDPOINT", DEFAULT_LLM_ENDPOINT))
+        temperature = read.text("TEMPERATURE")
+        return read.finish(cls(
+            api_key=_api_key(read, base_url),
+            llm_base_url=base_url,
+            model=read.text("MODEL") or DEFAULT_MODEL,
+            system_prompt=read.text("SYSTEM_PROMPT"),
+            temperature=None if temperature is None else read.number("TEMPERATURE", 0.0, float, 0.0, 2.0),
+            timeout_seconds=read.number("TIMEOUT", 55.0, float, 1.0, 86400.0),
+            history_length=read.number("HISTORY_LENGTH", 5, int, 0, 1000),
+            history_per_sender=read.choice("HISTORY_SCOPE", "conversation", ("conversation", "sender")) == "sender",
+            oss_mount_point=read.text("OSS_MOUNT_POINT") or "/mnt/oss",
+            allowed_webhook_hosts=allowed_webhook_hosts(read),
+            max_message_bytes=read.number("MAX_MESSAGE_BYTES", 6000, int, 500, 14000),
+            llm_max_retries=read.number("LLM_MAX_RETRIES", 2, int, 0, 5),
+            allowed_conversations=read.id_list("ALLOWED_CONVERSATIONS"),
+            allowed_users=read.id_list("ALLOWED_USERS"),
+            card=CardSettings.read(read),
+            log_level=read.log_level(),
+        ))
+
+
+def _api_key(read: EnvReader, base_url: str) -> str:
+    """The tutorial's rule: ``CHATGPT_API_KEY`` for OpenAI, ``USER_API_KEY`` for other endpoints when set."""
+    is_openai = urlsplit(base_url).hostname == "api.openai.com"
+    user_key = read.text("USER_API_KEY")
+    key = read.text("CHATGPT_API_KEY") if is_openai else (user_key or read.text("CHATGPT_API_KEY"))
+    if key is None:
+        read.fail("CHATGPT_API_KEY" if is_openai else "USER_API_KEY",
+                  "not set; put the model service's API key in the function's environment")
+        return ""
+    return key
+
+
+def load_reply_config(env: Mapping[str, str]) -> ReplyConfig:
+    return load_once(ReplyConfig.from_env, VARIABLES, env)

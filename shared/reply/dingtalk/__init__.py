@@ -1,0 +1,1 @@
+"""Talks to DingTalk: the session webhook and the OpenAPI (access token, cards)."""

@@ -1,0 +1,1 @@
+"""Talks to OSS: conversation history and message claims on the mount."""
