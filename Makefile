@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt */requirements.txt | cksum | cut -d' ' -f1)
 ARGS   ?=
 
-.PHONY: help venv test run demo send build package doctor bench clean
+.PHONY: help venv lint test run demo send build package doctor bench clean
 
 help:
 	@echo "make run    chat with the bot locally (offline by default)   ARGS='--fc2 --help ...'"
 	@echo "make demo   a scripted conversation through the local stack"
 	@echo "make test   the whole test suite"
+	@echo "make lint   ruff, with the settings in ruff.toml"
 	@echo "make send   send a signed test message: ARGS='--url URL --secret SECRET 你好'"
 	@echo "make package  dist/*.zip for the FC console (Linux x86_64, CPython 3.10)"
 	@echo "make doctor   check a configuration (.env) before or after deploying"
@@ -23,6 +24,9 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
+
+lint: venv
+	$(PY) -m ruff check .
 
 test: venv
 	$(PY) -m pytest $(ARGS)

@@ -31,7 +31,8 @@ started = time.perf_counter()
 sys.path[:0] = [os.getcwd(), os.environ["BENCH_RUNTIME"]]
 import index
 request = json.loads(os.environ["BENCH_REQUEST"])
-class Credentials: access_key_id = "STS.local-ak"; access_key_secret = "local-sk-secret"; security_token = "local-sts-token"
+class Credentials:
+    access_key_id, access_key_secret, security_token = "STS.local-ak", "local-sk-secret", "local-sts-token"
 class Context: credentials = Credentials(); request_id = "bench"; account_id = "1"; region = "cn-local"
 if request["form"] == "wsgi":
     body = request["body"].encode()
@@ -91,7 +92,7 @@ def measure_pair(python310: str, runtime: Path, ours: Tuple[Path, Callable[[], D
                  base: Tuple[Path, Callable[[], Dict], Dict[str, str]], runs: int) -> Tuple[Tuple, Tuple]:
     """Ours and the baseline, alternating run by run, so both see the same machine conditions."""
     samples: Dict[str, list] = {"ours": [], "base": []}
-    for which, (code_dir, request, env) in (("ours", ours), ("base", base)):
+    for code_dir, request, env in (ours, base):
         run_child(python310, code_dir, runtime, request(), env)
     for _ in range(runs):
         for which, (code_dir, request, env) in (("base", base), ("ours", ours)):
@@ -191,8 +192,8 @@ def cold_rows(sections: Dict[str, Section], python310: str, dirs: Dict, runtime:
         ours_ms, base_ms = shipped[name]
         cold.add(f"{name}: cold start beyond its SDK floor (ours − floor), with bytecode", max(ours_ms - floor, 0.0),
                  base_ms, "ms")
-    cold.notes.append(f"Each figure is the median of {runs} fresh `python3.10 -I -S -B` processes (ours and the baseline "
-                      "alternating) after one untimed run each, "
+    cold.notes.append(f"Each figure is the median of {runs} fresh `python3.10 -I -S -B` processes (ours and the "
+                      "baseline alternating) after one untimed run each, "
                       "timed from the first line of the bootstrap to the end of the first request (interpreter "
                       "start-up itself is the same for both). Code directories are read-only on FC, so no run writes "
                       "bytecode (-B); runtime-provided packages (requests, aliyun-fc2) keep "

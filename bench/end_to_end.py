@@ -32,7 +32,8 @@ def latencies(settings: StackSettings, count: int) -> List[float]:
 def run(section: Section, quick: bool) -> None:
     count = 50 if quick else 200
     state = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    base = latencies(StackSettings(state_dir=state / "baseline", fc2=True, receiver_dir=BASELINE / "dingtalk_conversation",
+    base = latencies(StackSettings(state_dir=state / "baseline", fc2=True,
+                                   receiver_dir=BASELINE / "dingtalk_conversation",
                                    reply_dir=BASELINE / "dingtalk_chatgpt_reply"), count)
     for name, fc2 in (("FC 2.0 form", True), ("FC 3.0 form", False)):
         ours = latencies(StackSettings(state_dir=state / name.replace(" ", ""), fc2=fc2), count)

@@ -133,7 +133,8 @@ def _run(section: Section, quick: bool, sink: str) -> None:
             row.target, row.met = "< 5 ms warm", o["length"][length] < 5
     starts = sorted(o["age"])
     for age in starts:
-        section.add(f"per message after {age:,} earlier messages (HISTORY_LENGTH=5)", o["age"][age], b["age"][age], "ms")
+        section.add(f"per message after {age:,} earlier messages (HISTORY_LENGTH=5)", o["age"][age], b["age"][age],
+                    "ms")
     full = min(a for a in starts if a >= HANDLED_KEEP)
     growth_ours = o["age"][starts[-1]] / o["age"][full]
     row = section.add(f"growth from {full:,} to {starts[-1]:,} earlier messages (ours' file has reached its bounds)",

@@ -66,6 +66,7 @@ def markdown(sections: List[Section]) -> str:
         for row in section.rows:
             ratio = f"{row.ratio:.2f}×" if row.ratio is not None else "—"
             target = row.target + ({True: " ✅", False: " ❌", None: ""}[row.met] if row.target else "")
-            out.append(f"| {row.what} | {fmt(row.ours, row.unit)} | {fmt(row.baseline, row.unit)} | {ratio} | {target} |")
+            ours, baseline = fmt(row.ours, row.unit), fmt(row.baseline, row.unit)
+            out.append(f"| {row.what} | {ours} | {baseline} | {ratio} | {target} |")
         out.extend(["", *(f"- {note}" for note in section.notes), ""])
     return "\n".join(out)

@@ -48,17 +48,18 @@ class FunctionPool:
         self.results: Dict[str, Dict[str, Any]] = {}
         self.done = threading.Condition()
         self.pending = 0
-        self.log = open(log_path, "a") if log_path else subprocess.DEVNULL
         child_env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")},
                      **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        self.processes = [self._spawn(child_env) for _ in range(size)]
+        # The workers keep the log open; this process needs it only while starting them.
+        with open(log_path or os.devnull, "a") as log:
+            self.processes = [self._spawn(child_env, log) for _ in range(size)]
         self.threads = [threading.Thread(target=self._feed, args=(p,), daemon=True) for p in self.processes]
         for thread in self.threads:
             thread.start()
 
-    def _spawn(self, env: Dict[str, str]) -> subprocess.Popen:
+    def _spawn(self, env: Dict[str, str], log: Any) -> subprocess.Popen:
         process = subprocess.Popen([sys.executable, "-m", "devstack.worker", str(self.function_dir)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                    env=env, cwd=str(self.function_dir), text=True, encoding="utf-8",
                                    preexec_fn=die_with_parent)
         ready = process.stdout.readline()
@@ -110,8 +111,6 @@ class FunctionPool:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if self.log is not subprocess.DEVNULL:
-            self.log.close()
 
 
 class FakeFC(LoopbackServer):
@@ -127,12 +126,9 @@ class FakeFC(LoopbackServer):
         self.invocations: List[Dict[str, Any]] = []
         self.task_ids: set[str] = set()
         self.lock = threading.Lock()
-        self.fail_statuses: List[int] = []
 
     def accept(self, api: str, task_id: Optional[str], payload: bytes) -> tuple[int, str]:
         with self.lock:
-            if self.fail_statuses:
-                return self.fail_statuses.pop(0), ""
             if task_id and task_id in self.task_ids:
                 return 409, ""
             if task_id:

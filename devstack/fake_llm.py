@@ -50,8 +50,8 @@ class FakeLLM(LoopbackServer):
         return self.url + "/v1"
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
-        """Queue faults: ``{"status": 429}``, ``{"delay": 2.0}``, ``{"empty": True}``, ``{"break_after": 3}``
-        (a stream cut off after three chunks)."""
+        """Queue faults: ``{"status": 429, "retry_after": 30}``, ``{"delay": 2.0}``, ``{"empty": True}``,
+        ``{"break_after": 3}`` (a stream cut off after three chunks)."""
         with self.lock:
             self.faults.extend(faults)
 
@@ -84,7 +84,8 @@ class _Handler(JsonHandler):
         if fault.get("delay"):
             time.sleep(fault["delay"])
         if fault.get("status"):
-            self.send_json(fault["status"], {"error": {"message": "injected fault", "type": "server_error"}})
+            headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else None
+            self.send_json(fault["status"], {"error": {"message": "injected fault", "type": "server_error"}}, headers)
             return
         answer = "" if fault.get("empty") else offline_answer(request.get("messages", []))
         if request.get("stream"):

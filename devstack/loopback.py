@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -82,10 +83,8 @@ class LoopbackServer(ThreadingHTTPServer):
     def serve_as_process(self) -> None:
         """In a child process: announce the URL as one JSON line on stdout, serve until interrupted."""
         print(json.dumps({"ready": True, "url": self.url}), flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             self.serve_forever(poll_interval=0.05)
-        except KeyboardInterrupt:
-            pass
 
     def stop(self) -> None:
         self.shutdown()

@@ -49,7 +49,8 @@ def real_model(env: Mapping[str, str]) -> Optional[RealModel]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fc2", action="store_true", help="serve the receiver WSGI-style and invoke through the FC 2.0 API")
+    parser.add_argument("--fc2", action="store_true",
+                        help="serve the receiver WSGI-style and invoke through the FC 2.0 API")
     parser.add_argument("--offline", action="store_true", help="use the offline model even when an API key is set")
     parser.add_argument("--stream", action="store_true",
                         help="card streaming mode: answers grow in place (local DingTalk card API)")

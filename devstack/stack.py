@@ -137,11 +137,10 @@ class LocalStack:
             command.append("--fc2")
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         env.update(self.receiver_environment(), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        log = open(self.log_dir / "receiver.log", "a")
-        self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env,
-                                         cwd=str(self.settings.receiver_dir),
-                                         text=True, preexec_fn=die_with_parent)
-        log.close()
+        with open(self.log_dir / "receiver.log", "a") as log:
+            self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env,
+                                             cwd=str(self.settings.receiver_dir), text=True,
+                                             preexec_fn=die_with_parent)
         line = self.receiver.stdout.readline()
         if not line:
             raise PortInUse(f"the receiver could not start on port {port}; see {self.log_dir / 'receiver.log'}")

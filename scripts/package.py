@@ -38,7 +38,8 @@ SHARED_PARTS = {"dingtalk_conversation": ("common", "receiver"), "dingtalk_chatg
 
 def find_python310() -> Optional[str]:
     """A working CPython 3.10 (PATH, pyenv, /usr/bin), or None."""
-    candidates = [shutil.which("python3.10") or ""] + sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")))
+    pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")))
+    candidates = [shutil.which("python3.10") or "", *pyenv]
     candidates.append("/usr/bin/python3.10")
     for candidate in filter(None, candidates):
         try:
@@ -161,7 +162,8 @@ def main() -> int:
             print(f"{directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory}")
             continue
         size = write_zip(directory, args.dist_dir / f"{function}.zip")
-        print(f"{args.dist_dir.name}/{function}.zip  {size / 1024:,.0f} KiB  (bytecode: {'yes' if python310 else 'no'})")
+        bytecode = "yes" if python310 else "no"
+        print(f"{args.dist_dir.name}/{function}.zip  {size / 1024:,.0f} KiB  (bytecode: {bytecode})")
     return 0
 
 

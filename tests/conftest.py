@@ -18,9 +18,28 @@ from devstack.fake_dingtalk import WebhookSink  # noqa: E402
 from devstack.fake_fc import FakeFC  # noqa: E402
 from devstack.fake_llm import FakeLLM  # noqa: E402
 from devstack.fc_context import FCContext, FunctionMeta  # noqa: E402
+from shared.receiver import config as receiver_config  # noqa: E402
+from shared.reply import config as reply_config  # noqa: E402
 
 APP_SECRET = "test-app-secret"
 API_KEY = "sk-test-key-0123456789"
+
+# Everything the functions, the local stack and the scripts read from the environment, plus the
+# proxy settings requests honours: the suite must pass whatever the caller's shell exports.
+CALLER_ENVIRONMENT = sorted(set(receiver_config.VARIABLES) | set(reply_config.VARIABLES) | {
+    "REGION", "FC_ROLE_ARN", "OSS_BUCKET", "OSS_ENDPOINT", "LLM_ENDPOINT", "OPENAI_API_KEY", "RECEIVER_URL",
+    "RECEIVER_PORT", "FC_PORT", "DINGTALK_PORT", "LLM_PORT", "DINGTALK_APP_KEY", "SERVICE_NAME",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
+})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in CALLER_ENVIRONMENT:
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture
@@ -79,10 +98,7 @@ def use_env(monkeypatch: pytest.MonkeyPatch):
     """Replace the function's environment, as FC gives each function its own."""
 
     def apply(env: Dict[str, str]) -> None:
-        for name in ("DINGTALK_APP_SECRET", "ENDPOINT", "SERVICE_NAME", "CHATGPT_FUNCTION", "CHATGPT_API_KEY",
-                     "USER_API_KEY", "OSS_MOUNT_POINT", "HISTORY_LENGTH", "TIMEOUT", "VERBOSE", "MODEL",
-                     "ALLOWED_WEBHOOK_HOSTS", "HISTORY_SCOPE", "SYSTEM_PROMPT", "TEMPERATURE", "LLM_MAX_RETRIES",
-                     "SIGNATURE_WINDOW_SECONDS", "MAX_BODY_BYTES", "MAX_MESSAGE_BYTES"):
+        for name in CALLER_ENVIRONMENT:
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)

@@ -17,7 +17,8 @@ def test_blank_app_secret_counts_as_missing():
 
 
 def test_tutorial_receiver_settings_keep_their_meaning():
-    config = ReceiverConfig.from_env({"DINGTALK_APP_SECRET": "s", "ENDPOINT": "123.cn-hangzhou-internal.fc.aliyuncs.com",
+    config = ReceiverConfig.from_env({"DINGTALK_APP_SECRET": "s",
+                                      "ENDPOINT": "123.cn-hangzhou-internal.fc.aliyuncs.com",
                                       "SERVICE_NAME": "dingtalk", "CHATGPT_FUNCTION": "reply", "VERBOSE": "25"})
     assert config.fc_endpoint == "https://123.cn-hangzhou-internal.fc.aliyuncs.com"
     assert config.uses_fc2_api and config.reply_function == "reply" and config.log_level == 25

@@ -11,11 +11,11 @@ from conftest import context
 from devstack.fake_dingtalk import callback_body
 from devstack.stack import LocalStack, StackSettings
 from shared.receiver.dingtalk.callback import parse_callback
-from shared.reply.app import Replier
 from shared.reply.config import load_reply_config
 from shared.reply.dingtalk.webhook import ATTEMPTS, WebhookSender
 from shared.reply.llm.model import ChatModel
-from shared.reply.oss.history import FileHistoryStore
+from shared.reply.oss.storage import Storage
+from shared.reply.replier import Replier
 
 
 def payload(sink, text, **kwargs) -> bytes:
@@ -27,8 +27,8 @@ def run(reply, event) -> str:
 
 
 def history_questions(oss):
-    files = [f for f in (oss / "dingbot" / "history").glob("*.json") if ".corrupt-" not in f.name]
-    return sorted(t["question"] for f in files for t in json.loads(f.read_text("utf-8"))["turns"])
+    records = (oss / "dingbot" / "history").glob("*/*-turn-*")
+    return sorted(json.loads(f.read_text("utf-8"))["question"] for f in records)
 
 
 # --- deliver once --------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_message_that_reached_nobody_can_be_answered_by_a_later_delivery(reply_e
     use_env(reply_env)
     config = load_reply_config(reply_env)
     waits = []
-    replier = Replier(config, FileHistoryStore(config.oss_mount_point), ChatModel(config),
+    replier = Replier(config, Storage.open(config), ChatModel(config),
                       WebhookSender(config.allowed_webhook_hosts, sleep=waits.append))
     message = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode())
     sink.fail_next(*[{"status": 503}] * ATTEMPTS)
@@ -114,6 +114,14 @@ def test_model_timeout_is_not_retried_past_the_timeout_budget(reply, reply_env, 
     assert sink.wait_for(1)[0]["text"]["content"] == "请求超时，请稍后再试。"
 
 
+def test_a_retry_after_longer_than_the_timeout_budget_is_not_waited_for(reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "TIMEOUT": "5", "LLM_MAX_RETRIES": "3"})
+    llm.fail_next({"status": 429, "retry_after": 30})
+    assert run(reply, payload(sink, "你好")) == "llm-error"
+    assert len(llm.requests) == 1
+    assert sink.wait_for(1)[0]["text"]["content"] == "模型服务繁忙（请求过于频繁），请稍后再试。"
+
+
 def test_model_errors_that_cannot_improve_are_not_retried(reply, reply_env, use_env, llm, sink):
     use_env({**reply_env, "LLM_MAX_RETRIES": "3"})
     llm.fail_next({"status": 400})
@@ -121,25 +129,62 @@ def test_model_errors_that_cannot_improve_are_not_retried(reply, reply_env, use_
     assert len(llm.requests) == 1
 
 
-# --- history faults ------------------------------------------------------------------------------
+# --- storage faults ------------------------------------------------------------------------------
 
-def test_corrupt_history_is_moved_aside_and_the_message_still_answered(reply, reply_env, use_env, llm, sink, oss):
+def test_a_corrupt_record_is_ignored_and_the_message_still_answered(reply, reply_env, use_env, llm, sink, oss):
     use_env(reply_env)
     run(reply, payload(sink, "第一句", conversation_id="cid-corrupt"))
-    [path] = (oss / "dingbot" / "history").glob("*.json")
-    path.write_bytes(b"\x00garbage{")
+    [record] = (oss / "dingbot" / "history").glob("*/*-turn-*")
+    record.write_bytes(b"\x00garbage{")
     assert run(reply, payload(sink, "第二句", conversation_id="cid-corrupt")) == "answered"
-    assert history_questions(oss) == ["第二句"]
-    assert len(list(path.parent.glob("*.corrupt-*.json"))) == 1
+    assert len(llm.requests[-1]["messages"]) == 1
 
 
-def test_concurrent_messages_of_one_conversation_keep_every_turn(reply, reply_env, use_env, llm, sink, oss):
-    use_env({**reply_env, "HISTORY_LENGTH": "20"})
-    events = [payload(sink, f"问题{i}", conversation_id="cid-busy") for i in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(lambda e: run(reply, e), events))
-    assert outcomes == ["answered"] * 8
-    assert history_questions(oss) == sorted(f"问题{i}" for i in range(8))
+@pytest.mark.parametrize("mount", ["missing", "unwritable"])
+def test_without_a_usable_mount_the_bot_answers_without_context_and_says_why_in_the_log(
+        mount, reply, reply_env, use_env, llm, sink, oss, caplog):
+    if mount == "missing":
+        oss.rmdir()
+    else:
+        (oss / "dingbot").write_text("a file where the data folder should be")
+    use_env(reply_env)
+    assert run(reply, payload(sink, "我叫李雷", conversation_id="cid-nomount")) == "answered"
+    assert run(reply, payload(sink, "我刚才说了什么", conversation_id="cid-nomount")) == "answered"
+    assert len(llm.requests[-1]["messages"]) == 1 and len(sink.wait_for(2)) == 2
+    assert ("is not a directory" if mount == "missing" else "answering without") in caplog.text
+    assert not oss.exists() or mount == "unwritable"
+
+
+@pytest.mark.parametrize("command, effect", [("\\clear", "cleared"), ("\\system 你是一只猫", "persona")])
+def test_a_command_nobody_heard_takes_no_effect_and_is_confirmed_when_delivered_again(
+        command, effect, reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "SYSTEM_PROMPT": "默认"})
+    run(reply, payload(sink, "记住这句", group=False, conversation_id="cid-cmd"))
+    event = payload(sink, command, group=False, conversation_id="cid-cmd")
+    sink.fail_next({"status": 400})
+    assert run(reply, event) == "delivery-failed"
+    run(reply, payload(sink, "还记得吗", group=False, conversation_id="cid-cmd"))
+    unheard = llm.requests[-1]["messages"]
+    assert unheard[0]["content"] == "默认" and unheard[1]["content"] == "记住这句"
+    assert run(reply, event) in ("cleared", "persona-set")
+    confirmation = sink.messages[-1]["body"]["text"]["content"]
+    assert confirmation.startswith("已清空" if effect == "cleared" else "已设置")
+    run(reply, payload(sink, "现在呢", group=False, conversation_id="cid-cmd"))
+    heard = [m["content"] for m in llm.requests[-1]["messages"]]
+    if effect == "cleared":
+        assert "记住这句" not in heard and "还记得吗" in heard
+    else:
+        assert heard[0] == "你是一只猫"
+
+
+def test_a_long_answer_cut_off_part_way_tells_the_user_the_rest_is_missing(reply, reply_env, use_env, llm, sink, oss):
+    use_env(reply_env)
+    sink.fail_next({}, {"errcode": 460101})
+    assert run(reply, payload(sink, "写一篇长文")) == "delivery-failed"
+    messages = sink.wait_for(2)
+    assert "第 1 段" in messages[0]["text"]["content"]
+    assert messages[-1]["text"]["content"] == "（回答没能完整发出，后面的部分丢失了，请再问一次。）"
+    assert history_questions(oss) == []
 
 
 # --- access control ------------------------------------------------------------------------------

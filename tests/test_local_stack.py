@@ -1,5 +1,7 @@
 """End to end through the local stack: receiver process → FC API → reply workers → model → webhook."""
 
+import json
+
 import pytest
 
 from devstack.stack import LocalStack, StackSettings
@@ -35,10 +37,10 @@ def test_context_carries_across_turns_and_clear_resets_it(stack):
     assert "第一句" in texts(stack.send("我刚才说了什么", conversation_id="cid-e2e-ctx"))[0]
 
 
-def test_history_is_a_json_file_on_the_oss_mount(stack):
+def test_history_is_readable_json_on_the_oss_mount(stack):
     stack.send("存一下", conversation_id="cid-e2e-file")
-    files = list((stack.oss_dir / "dingbot" / "history").glob("*.json"))
-    assert any('"cid-e2e-file"' in f.read_text("utf-8") for f in files)
+    records = [json.loads(f.read_text("utf-8")) for f in (stack.oss_dir / "dingbot" / "history").glob("*/*.json")]
+    assert any(r["question"] == "存一下" and "存一下" in r["answer"] for r in records if r["kind"] == "turn")
 
 
 def test_forged_callback_never_reaches_the_reply_function(stack):

@@ -4,7 +4,7 @@ import pytest
 
 from devstack.fake_dingtalk import callback_body, encode
 from shared.common.errors import MalformedRequest
-from shared.common.message import IncomingMessage
+from shared.common.message import IncomingMessage, Part
 from shared.receiver.dingtalk.callback import parse_callback
 
 BASE = "https://oapi.dingtalk.com"
@@ -16,14 +16,46 @@ def test_group_text_loses_the_space_left_by_the_mention():
     assert message.is_group and message.senderStaffId == "staff-zhangsan"
 
 
-def test_rich_text_parts_are_joined():
+def test_rich_text_keeps_its_text_and_its_pictures_in_order():
     body = callback_body("", webhook_base=BASE, msgtype="richText")
     body["content"] = {"richText": [{"text": "第一段"}, {"downloadCode": "pic", "type": "picture"}, {"text": "第二段"}]}
-    assert parse_callback(encode(body)).question == "第一段第二段"
+    message = parse_callback(encode(body))
+    assert message.question == "第一段第二段"
+    assert message.parts == (Part("text", "第一段"), Part("picture", downloadCode="pic"), Part("text", "第二段"))
+
+
+def test_text_only_rich_text_carries_no_parts():
+    body = callback_body("", webhook_base=BASE, msgtype="richText")
+    body["content"] = {"richText": [{"text": "只有"}, {"text": "文字"}]}
+    assert parse_callback(encode(body)).parts == ()
+
+
+def test_pictures_and_files_carry_their_download_codes():
+    picture = parse_callback(encode(callback_body("", webhook_base=BASE, msgtype="picture")))
+    assert picture.parts == (Part("picture", downloadCode="dc-media"),)
+    body = callback_body("", webhook_base=BASE, msgtype="file", group=False)
+    body["content"] = {"downloadCode": "dc-file", "fileName": "报告.pdf", "fileId": "f", "spaceId": "s"}
+    assert parse_callback(encode(body)).parts == (Part("file", downloadCode="dc-file", fileName="报告.pdf"),)
+
+
+@pytest.mark.parametrize("replied, expected", [
+    ({"msgType": "text", "content": {"content": "原来那句话"}}, (Part("text", "原来那句话"),)),
+    ({"msgType": "richText", "content": json.dumps({"richText": [{"text": "看图"},
+                                                                 {"type": "picture", "downloadCode": "q-pic"}]})},
+     (Part("text", "看图"), Part("picture", downloadCode="q-pic"))),
+    ({"msgType": "picture", "content": {"downloadCode": "q-pic"}}, (Part("picture", downloadCode="q-pic"),)),
+])
+def test_a_quoted_message_travels_with_the_question(replied, expected):
+    body = callback_body("这句话什么意思？", webhook_base=BASE)
+    body["text"].update({"isReplyMsg": True, "repliedMsg": {"msgId": "old", "senderId": "u", **replied}})
+    message = parse_callback(encode(body))
+    assert message.question == "这句话什么意思？" and message.quoted == expected
+    assert IncomingMessage.from_payload(message.to_payload()) == message
 
 
 def test_audio_is_answered_from_its_recognition():
-    assert parse_callback(encode(callback_body("今天天气怎么样", webhook_base=BASE, msgtype="audio"))).question == "今天天气怎么样"
+    body = callback_body("今天天气怎么样", webhook_base=BASE, msgtype="audio")
+    assert parse_callback(encode(body)).question == "今天天气怎么样"
 
 
 @pytest.mark.parametrize("msgtype", ["picture", "file", "video"])
@@ -34,7 +66,8 @@ def test_media_messages_parse_with_no_question(msgtype):
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", json.dumps({"msgtype": "text"}).encode(),
                                   json.dumps({"sessionWebhook": BASE}).encode(),
-                                  json.dumps({"msgtype": "text", "sessionWebhook": BASE, "text": {"content": 5}}).encode(),
+                                  json.dumps({"msgtype": "text", "sessionWebhook": BASE,
+                                              "text": {"content": 5}}).encode(),
                                   json.dumps({"msgtype": "text", "sessionWebhook": BASE,
                                               "sessionWebhookExpiredTime": "soon"}).encode()])
 def test_malformed_bodies_raise(body):
@@ -55,3 +88,23 @@ def test_tutorial_receiver_payload_is_still_understood():
     message = IncomingMessage.from_payload(json.dumps(legacy))
     assert message.question == "你好" and message.conversationId == "nick:张三"
     assert message.sessionWebhook == legacy["sessionWebhook"]
+
+
+def payload_with(**changes):
+    document = json.loads(parse_callback(encode(callback_body("hi", webhook_base=BASE))).to_payload())
+    document.update(changes)
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize("changes", [{"isAdmin": "no"}, {"isAdmin": 1}, {"msgId": 5}, {"msgId": None},
+                                     {"createAt": "soon"}, {"createAt": 1.5}, {"question": ["hi"]},
+                                     {"parts": "picture"}, {"parts": [{"type": "exe", "downloadCode": "x"}]},
+                                     {"quoted": [{"type": "text", "text": 5}]}, {"sessionWebhook": {}}])
+def test_the_reply_side_checks_every_payload_type_too(changes):
+    with pytest.raises(MalformedRequest):
+        IncomingMessage.from_payload(payload_with(**changes))
+
+
+def test_is_admin_is_true_only_when_it_is_true():
+    assert IncomingMessage.from_payload(payload_with(isAdmin=True)).isAdmin
+    assert not IncomingMessage.from_payload(payload_with(isAdmin=False)).isAdmin

@@ -71,10 +71,91 @@ def test_unverifiable_callbacks_are_403_and_invoke_nothing(call, headers, receiv
 
 
 @FORMS
-def test_missing_app_secret_rejects_instead_of_accepting_everything(call, receiver, receiver_env, use_env, fc_api):
+def test_missing_app_secret_rejects_instead_of_accepting_everything(call, receiver, receiver_env, use_env, fc_api,
+                                                                     caplog):
     use_env({k: v for k, v in receiver_env.items() if k != "DINGTALK_APP_SECRET"})
     status, payload = call(receiver, encode(callback_body("hi", webhook_base=WEBHOOK)), signed_headers(""))
-    assert status == 403 and "DINGTALK_APP_SECRET" in payload["error"] and fc_api.invocations == []
+    assert (status, payload) == (403, {"error": "forbidden"}) and fc_api.invocations == []
+    assert "DINGTALK_APP_SECRET" in caplog.text
+
+
+NOW_MS = int(time.time() * 1000)
+
+
+@FORMS
+@pytest.mark.parametrize("timestamp", ["²" * 13, "１７００００００００００００", "1" * 5000, "-1", " 1", "1e12", "",
+                                       str(NOW_MS) + "\n", "0x1", "１"])
+def test_hostile_timestamps_are_refused_before_any_arithmetic(call, timestamp, receiver, receiver_env, use_env,
+                                                              fc_api):
+    use_env(receiver_env)
+    headers = {**signed_headers(APP_SECRET), "timestamp": timestamp}
+    status, payload = call(receiver, encode(callback_body("hi", webhook_base=WEBHOOK)), headers)
+    assert (status, payload) == (403, {"error": "forbidden"}) and fc_api.invocations == []
+
+
+@pytest.mark.parametrize("headers", [{"Timestamp": ["1", "2"], "Sign": {"a": 1}}, "not headers", None,
+                                     {"Sign": "x" * 100_000, "Timestamp": str(NOW_MS)},
+                                     {"Sign": "签名", "Timestamp": str(NOW_MS)}])
+def test_any_other_header_shape_is_a_4xx_not_a_crash(headers, receiver, receiver_env, use_env, fc_api):
+    use_env(receiver_env)
+    event = json.loads(fc3_event("POST", "/", {}, encode(callback_body("hi", webhook_base=WEBHOOK))))
+    event["headers"] = headers
+    result = receiver(json.dumps(event).encode(), context())
+    assert result["statusCode"] == 403 and json.loads(result["body"]) == {"error": "forbidden"}
+
+
+@pytest.mark.parametrize("event", [b"[]", b'{"body": 5}', b'{"body": "e30=", "isBase64Encoded": true, '
+                                   b'"requestContext": "x"}', b'{"body": "!!", "isBase64Encoded": true}',
+                                   b"[" * 100_000, b'{"headers": 1, "requestContext": {"http": 1}}'])
+def test_events_that_are_not_http_triggers_get_a_4xx_that_names_nothing_internal(event, receiver, receiver_env,
+                                                                                  use_env):
+    use_env(receiver_env)
+    result = receiver(event, context())
+    assert 400 <= result["statusCode"] < 500 and json.loads(result["body"])["error"] in ("bad request", "forbidden")
+
+
+def _signed_call(receiver, body):
+    return call_fc3(receiver, body if isinstance(body, bytes) else json.dumps(body).encode(),
+                    signed_headers(APP_SECRET))
+
+
+def _mutated(**changes):
+    body = callback_body("hi", webhook_base=WEBHOOK)
+    for path, value in changes.items():
+        target = body
+        *parents, leaf = path.split("__")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return body
+
+
+@pytest.mark.parametrize("body", [
+    _mutated(msgtype="richText", content={"richText": 5}),
+    _mutated(msgtype="richText", content={"richText": [5]}),
+    _mutated(text=["hi"]),
+    _mutated(text__content={"nested": "text"}),
+    _mutated(createAt=1e400),
+    _mutated(createAt="1700000000000"),
+    _mutated(createAt=True),
+    _mutated(sessionWebhookExpiredTime=-1),
+    _mutated(msgId=12345),
+    _mutated(msgId=["m"]),
+    _mutated(isAdmin="yes"),
+    _mutated(conversationType="3"),
+    _mutated(senderStaffId={"id": 1}),
+    _mutated(sessionWebhook=None),
+    _mutated(text__isReplyMsg=True, text__repliedMsg={"msgType": "text", "content": "{not json"}),
+    _mutated(text__isReplyMsg=True, text__repliedMsg={"msgType": "text", "content": 7}),
+    b'{"msgtype": "text", "deep": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+    b'{"msgtype": "text", "createAt": NaN}',
+    b'{"msgtype": "text", "createAt": ' + b"9" * 5000 + b"}",
+], ids=lambda body: "raw" if isinstance(body, bytes) else None)
+def test_wrong_json_types_after_authentication_are_400_and_invoke_nothing(body, receiver, receiver_env, use_env,
+                                                                          fc_api):
+    use_env(receiver_env)
+    status, payload = _signed_call(receiver, body)
+    assert status == 400 and payload["error"] and fc_api.invocations == []
 
 
 @FORMS
@@ -101,7 +182,17 @@ def test_fc3_header_names_are_matched_case_insensitively(receiver, receiver_env,
 
 def test_not_an_http_event_is_400(receiver, receiver_env, use_env):
     use_env(receiver_env)
-    assert receiver(b"\xff\xfe not json", context())["statusCode"] == 400
+    result = receiver(b"\xff\xfe not json", context())
+    assert result["statusCode"] == 400 and json.loads(result["body"]) == {"error": "bad request"}
+
+
+def test_an_unexpected_failure_is_a_500_without_a_stack_trace(receiver, receiver_env, use_env, monkeypatch, caplog):
+    from shared.receiver import app
+
+    use_env(receiver_env)
+    monkeypatch.setattr(app, "verify_signature", lambda *a, **k: 1 / 0)
+    status, payload = call_fc3(receiver, encode(callback_body("hi", webhook_base=WEBHOOK)), signed_headers(APP_SECRET))
+    assert (status, payload) == (500, {"error": "internal error"}) and "ZeroDivisionError" in caplog.text
 
 
 def test_redelivered_callback_is_acked_but_invoked_once(receiver, receiver_env, use_env, fc_api):

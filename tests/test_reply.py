@@ -170,7 +170,8 @@ def test_malformed_payload_is_ignored_without_raising(reply, reply_env, use_env)
 
 def test_tutorial_payload_is_answered(reply, reply_env, use_env, llm, sink):
     use_env(reply_env)
-    legacy = {"sessionExpiredTime": "x", "sessionWebhook": sink.url + "/robot/sendBySession?session=s", "question": " 你好",
+    legacy = {"sessionExpiredTime": "x", "sessionWebhook": sink.url + "/robot/sendBySession?session=s",
+              "question": " 你好",
               "id": "张三"}
     assert run(reply, json.dumps(legacy).encode()) == "answered"
     assert len(sink.wait_for(1)) == 1

@@ -23,7 +23,7 @@ VARS_REF = re.compile(r"\$\{vars\.([A-Za-z0-9_]+)\}")
 def example_env() -> dict:
     pairs = (line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
              if line and not line.startswith("#"))
-    env = {k: v for k, v in pairs}
+    env = dict(pairs)
     env["DINGTALK_APP_SECRET"] = "example-secret"
     return env
 
@@ -122,7 +122,7 @@ def test_s_preview_renders_the_same_props(rendered, schema, tmp_path):
         variables = resource["props"]["environmentVariables"]
         resource["props"]["environmentVariables"] = {k: "" if v is None else str(v) for k, v in variables.items()}
         jsonschema.validate(resource["props"], schema)
-        expected = {k: v for k, v in rendered["resources"][name]["props"].items()}
+        expected = dict(rendered["resources"][name]["props"])
         assert resource["props"]["functionName"] == expected["functionName"]
         assert resource["props"]["triggers" if name == "receiver" else "ossMountConfig"] == \
             expected["triggers" if name == "receiver" else "ossMountConfig"]

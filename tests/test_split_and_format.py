@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from shared.reply.dingtalk.outgoing import build_messages, looks_like_markdown
+from shared.reply.dingtalk.outgoing import dingtalk_messages, looks_like_markdown
 from shared.reply.dingtalk.split import split_message
 
 
@@ -50,7 +50,7 @@ def test_markdown_is_detected_and_plain_text_is_not():
 
 
 def test_group_answers_mention_the_asker_once():
-    messages = build_messages("段落。" * 5000, mention="staff-1", max_bytes=6000)
+    messages = dingtalk_messages("段落。" * 5000, mention="staff-1", max_bytes=6000)
     assert len(messages) > 1
     assert messages[0]["at"] == {"atUserIds": ["staff-1"], "isAtAll": False}
     assert all("at" not in m for m in messages[1:])
@@ -58,7 +58,7 @@ def test_group_answers_mention_the_asker_once():
 
 
 def test_markdown_mention_is_written_into_the_text():
-    [message] = build_messages("- a\n- b", mention="staff-1", max_bytes=6000)
+    [message] = dingtalk_messages("- a\n- b", mention="staff-1", max_bytes=6000)
     assert message["msgtype"] == "markdown"
     assert message["markdown"]["text"].startswith("@staff-1")
     assert message["markdown"]["title"]

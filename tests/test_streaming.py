@@ -52,8 +52,21 @@ def test_streamed_answers_keep_the_conversation_context(reply, stream_env, use_e
     use_env(stream_env)
     ask(reply, sink, "我叫王五", conversation_id="cid-ctx")
     ask(reply, sink, "我刚才说了什么", conversation_id="cid-ctx")
-    assert "我叫王五" in sink.cards_in("cid-ctx")[-1]["content"] or \
-        any("我叫王五" in c["content"] for c in sink.cards_in("cid-ctx"))
+    last = llm.requests[-1]
+    assert last["stream"] is True
+    assert [m["content"] for m in last["messages"][:1]] == ["我叫王五"] and last["messages"][1]["role"] == "assistant"
+    second = max(sink.cards_in("cid-ctx"), key=lambda card: card["created"])
+    assert second["content"] == "【离线模型】你上一句说的是：「我叫王五」。"
+
+
+def test_a_stream_that_outlasts_timeout_is_cut_and_says_so(reply, stream_env, use_env, llm, sink):
+    use_env({**stream_env, "TIMEOUT": "1"})
+    llm.stream_delay = 0.02
+    assert ask(reply, sink, "写一篇长文", conversation_id="cid-slow") == "llm-error"
+    [card] = sink.cards_in("cid-slow")
+    full = offline_answer([{"role": "user", "content": "写一篇长文"}])
+    assert card["error"] and card["content"].endswith("请求超时，请稍后再试。")
+    assert 0 < len(card["content"]) < len(full) / 2
 
 
 def test_direct_chat_cards_go_to_the_one_to_one_space(reply, stream_env, use_env, llm, sink):

@@ -2,20 +2,54 @@ import pytest
 import responses
 
 from shared.common.errors import WebhookError
-from shared.reply.dingtalk.webhook import WebhookSender
+from shared.reply.backoff import Backoff
+from shared.reply.dingtalk.webhook import Webhook, WebhookSender
 
 URL = "https://oapi.dingtalk.com/robot/sendBySession?session=abc"
 NOW = 1_700_000_000.0
+HOOK = Webhook(URL, None)
 
 
 def sender(hosts=("oapi.dingtalk.com",)):
     return WebhookSender(hosts, clock=lambda: NOW)
 
 
+@pytest.mark.parametrize("url", [
+    "https://evil.com\\@oapi.dingtalk.com/robot/sendBySession?session=x",
+    "https://oapi.dingtalk.com@evil.com/robot/sendBySession?session=x",
+    "https://user:pass@oapi.dingtalk.com/robot/sendBySession?session=x",
+    "https://oapi.dingtalk.com%2f@evil.com/",
+    "https://oapi.dingtalk.com%40evil.com/",
+    "https://oapi.dingtalk.com\\evil.com/x",
+    "https://oapi.dingtalk.com/robot%2f..%2fsendBySession?session=x",
+    "https://oapi.dingtalk.com:8443/robot/sendBySession?session=x",
+    "https://oapi.dingtalk.com./robot/sendBySession?session=x",
+    "https://oapi.dingtalk.com.evil.com/robot/sendBySession?session=x",
+    "https://evil.com/robot/sendBySession?next=https://oapi.dingtalk.com/",
+    "https://oapi.dingtalk.com\tevil/x",
+    "http://oapi.dingtalk.com/robot/sendBySession?session=x",
+    "//oapi.dingtalk.com/robot/sendBySession",
+    "ftp://oapi.dingtalk.com/x",
+    "https://[::ffff:7f00:1]/x",
+])
+def test_every_form_that_could_reach_another_host_is_refused(url):
+    with pytest.raises(WebhookError):
+        sender().check(url, None)
+
+
+def test_the_checked_url_is_the_one_posted_and_redirects_are_not_followed():
+    with responses.RequestsMock() as mock:
+        mock.post(URL, status=302, headers={"Location": "https://evil.example.com/steal"})
+        hook = sender().check(URL, None)
+        with pytest.raises(WebhookError, match="302"):
+            sender().post(hook, {"msgtype": "text"})
+        assert [c.request.url for c in mock.calls] == [URL]
+
+
 @responses.activate
 def test_accepted_message_posts_json_once():
     responses.post(URL, json={"errcode": 0, "errmsg": "ok"})
-    sender().post(URL, {"msgtype": "text", "text": {"content": "hi"}})
+    sender().post(HOOK, {"msgtype": "text", "text": {"content": "hi"}})
     assert len(responses.calls) == 1
     assert responses.calls[0].request.body == b'{"msgtype": "text", "text": {"content": "hi"}}'
 
@@ -24,7 +58,7 @@ def test_accepted_message_posts_json_once():
 def test_http_200_with_errcode_is_a_failure():
     responses.post(URL, json={"errcode": 460101, "errmsg": "message too long"})
     with pytest.raises(WebhookError, match="460101") as error:
-        sender().post(URL, {})
+        sender().post(HOOK, {})
     assert not error.value.retryable
 
 
@@ -34,7 +68,7 @@ def test_http_200_with_errcode_is_a_failure():
 def test_transient_failures_are_marked_retryable(reply, retryable):
     responses.post(URL, **({"json": {}} | reply))
     with pytest.raises(WebhookError) as error:
-        sender().post(URL, {})
+        sender().post(HOOK, {})
     assert error.value.retryable is retryable
 
 
@@ -56,7 +90,8 @@ def test_expired_session_is_refused():
 
 
 def retrying_sender(delays):
-    return WebhookSender(("oapi.dingtalk.com",), clock=lambda: NOW, sleep=delays.append, jitter=lambda: 0.5)
+    return WebhookSender(("oapi.dingtalk.com",), clock=lambda: NOW, sleep=delays.append,
+                         backoff=Backoff(jitter=lambda: 0.5))
 
 
 @responses.activate
@@ -64,7 +99,7 @@ def test_transient_failures_are_retried_with_growing_delays_until_accepted():
     for reply in ({"status": 502, "json": {}}, {"json": {"errcode": 130101}}, {"json": {"errcode": 0}}):
         responses.post(URL, **reply)
     delays = []
-    retrying_sender(delays).post_with_retry(URL, {"n": 1}, None)
+    retrying_sender(delays).send(HOOK, {"n": 1})
     assert len(responses.calls) == 3
     assert delays == [0.5, 1.0]
 
@@ -74,7 +109,7 @@ def test_retries_are_bounded_when_dingtalk_keeps_failing():
     responses.post(URL, status=503, json={})
     delays = []
     with pytest.raises(WebhookError, match="503"):
-        retrying_sender(delays).post_with_retry(URL, {}, None)
+        retrying_sender(delays).send(HOOK, {})
     assert len(responses.calls) == 4 and len(delays) == 3
 
 
@@ -83,7 +118,7 @@ def test_refusals_are_not_retried():
     responses.post(URL, json={"errcode": 460101, "errmsg": "too long"})
     delays = []
     with pytest.raises(WebhookError):
-        retrying_sender(delays).post_with_retry(URL, {}, None)
+        retrying_sender(delays).send(HOOK, {})
     assert len(responses.calls) == 1 and delays == []
 
 
@@ -92,7 +127,7 @@ def test_no_retry_waits_past_the_webhook_expiry():
     responses.post(URL, status=502, json={})
     delays = []
     with pytest.raises(WebhookError):
-        retrying_sender(delays).post_with_retry(URL, {}, int(NOW * 1000) + 300)
+        retrying_sender(delays).send(Webhook(URL, int(NOW * 1000) + 300), {})
     assert len(responses.calls) == 1 and delays == []
 
 
@@ -117,7 +152,7 @@ def test_more_than_twenty_messages_a_minute_wait_for_the_window():
                                                                          (200, {}, '{"errcode": 0}')))
         sender = WebhookSender(("oapi.dingtalk.com",), clock=clock, sleep=clock.sleep)
         for _ in range(45):
-            sender.post_with_retry(URL, {}, None)
+            sender.send(HOOK, {})
             clock.now += 0.1
     assert len(posted_at) == 45 and clock.slept
     assert all(later - earlier >= 60 for earlier, later in zip(posted_at, posted_at[20:]))
@@ -130,7 +165,7 @@ def test_pacing_gives_up_rather_than_outlive_the_webhook():
     sender = WebhookSender(("oapi.dingtalk.com",), clock=clock, sleep=clock.sleep)
     expires = int((NOW + 30) * 1000)
     for _ in range(20):
-        sender.post_with_retry(URL, {}, expires)
+        sender.send(Webhook(URL, expires), {})
     with pytest.raises(WebhookError, match="rate limit"):
-        sender.post_with_retry(URL, {}, expires)
+        sender.send(Webhook(URL, expires), {})
     assert len(responses.calls) == 20 and clock.slept == []

@@ -44,8 +44,13 @@ class LLMError(DingbotError):
 
 
 class WebhookError(DingbotError):
-    """DingTalk did not accept a message posted to the session webhook."""
+    """DingTalk did not accept a message posted to the session webhook.
 
-    def __init__(self, detail: str, *, retryable: bool = False) -> None:
+    ``retryable``: a later attempt may succeed. ``gone``: the session itself has expired, so only
+    another channel (the robot OpenAPI) can still reach the chat.
+    """
+
+    def __init__(self, detail: str, *, retryable: bool = False, gone: bool = False) -> None:
         super().__init__(detail)
         self.retryable = retryable
+        self.gone = gone

@@ -13,15 +13,18 @@ import contextvars
 import logging
 import re
 import sys
-from typing import Dict, Iterator, Set
+from types import MappingProxyType
+from typing import Iterator, Mapping, Set
 
-_fields: contextvars.ContextVar[Dict[str, str]] = contextvars.ContextVar("dingbot_log_fields", default={})
+_fields: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("dingbot_log_fields",
+                                                                         default=MappingProxyType({}))
 _secrets: Set[str] = set()
 REDACTED = "***"
 
 _PATTERNS = (
     re.compile(r"(session=)[^&\s'\"]+"),
-    re.compile(r"((?:security[-_]?token|x-acs-security-token|x-fc-security-token)['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+", re.I),
+    re.compile(r"((?:security[-_]?token|x-acs-security-token|x-fc-security-token)['\"]?\s*[:=]\s*['\"]?)"
+               r"[^'\"\s,}]+", re.I),
     re.compile(r"((?:authorization)['\"]?\s*[:=]\s*['\"]?)[^'\"\n,}]+", re.I),
     re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+"),
     re.compile(r"(\bsk-)[A-Za-z0-9_\-]{6,}"),

@@ -1,7 +1,10 @@
-"""The DingTalk callback, parsed once into a typed message that also travels as the async payload.
+"""The message handed from the receiver to the reply function: typed once, carried as JSON.
 
 The payload keeps DingTalk's field names so a log line or an FC console test event reads the
-same as the callback. It stays a few KB: FC rejects async payloads over 128 KB.
+same as the callback. Text is in ``question``; a message that holds more than text (pictures,
+a file, rich text with pictures between sentences) also lists its ``parts`` in the order the
+user wrote them, and a reply to an earlier message carries that message as ``quoted``. Media
+travel as DingTalk download codes, never as bytes: FC refuses async payloads over 128 KB.
 """
 
 from __future__ import annotations
@@ -9,13 +12,40 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from shared.common.errors import MalformedRequest
+from shared.common.fields import Fields, json_object
 
-TEXT_TYPES = ("text", "richText", "audio")
 GROUP = "2"
 MAX_QUESTION_CHARS = 8000
+PART_TYPES = ("text", "picture", "file", "audio", "video")
+MAX_PARTS = 40
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a message: text, or a medium DingTalk lets the app download by its code."""
+
+    type: str
+    text: str = ""
+    downloadCode: str = ""
+    fileName: str = ""
+
+    def to_json(self) -> Dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+    @classmethod
+    def read(cls, fields: Fields) -> "Part":
+        kind = fields.string("type", limit=16, required=True)
+        if kind not in PART_TYPES:
+            raise MalformedRequest(f"{fields.where}.type {kind!r} is not one of {', '.join(PART_TYPES)}")
+        return cls(kind, fields.string("text", limit=MAX_QUESTION_CHARS), fields.string("downloadCode"),
+                   fields.string("fileName", limit=512))
+
+
+def read_parts(fields: Fields, name: str) -> Tuple[Part, ...]:
+    return tuple(Part.read(item) for item in fields.objects(name, limit=MAX_PARTS))
 
 
 @dataclass(frozen=True)
@@ -33,6 +63,8 @@ class IncomingMessage:
     isAdmin: bool = False
     createAt: Optional[int] = None
     robotCode: str = ""
+    parts: Tuple[Part, ...] = ()
+    quoted: Tuple[Part, ...] = ()
 
     @property
     def is_group(self) -> bool:
@@ -43,38 +75,52 @@ class IncomingMessage:
         """The most stable id DingTalk gives for the sender; the nick is a last resort."""
         return self.senderStaffId or self.senderId or self.senderNick
 
+    @property
+    def media(self) -> Tuple[Part, ...]:
+        """Everything in the message and its quote that is not text."""
+        return tuple(p for p in self.parts + self.quoted if p.type != "text")
+
+    def to_json(self) -> Dict[str, Any]:
+        document = dict(vars(self))
+        document["parts"] = [p.to_json() for p in self.parts]
+        document["quoted"] = [p.to_json() for p in self.quoted]
+        return document
+
     def to_payload(self) -> bytes:
-        # Every field is a str/int/bool/None: vars() gives them without asdict's recursive deep copy.
-        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_payload(cls, payload: bytes | str) -> "IncomingMessage":
-        """Read the receiver's payload, and the tutorial receiver's ``{question, id, ...}`` too."""
-        data = json_object(payload)
+        """Read the receiver's payload (every field checked for its type), and the tutorial
+        receiver's ``{question, id, ...}`` too."""
+        data = json_object(payload, "payload")
         if "msgId" not in data and "id" in data:
-            return _from_tutorial_payload(data)
-        try:
-            fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-            return cls(**fields)
-        except TypeError as exc:
-            raise MalformedRequest(f"reply payload lacks a field: {exc}") from None
+            return _from_tutorial_payload(Fields(data))
+        fields = Fields(data)
+        return cls(
+            msgId=fields.string("msgId", limit=256, required=True),
+            msgtype=fields.string("msgtype", limit=32, required=True),
+            question=fields.string("question", limit=MAX_QUESTION_CHARS),
+            conversationId=fields.string("conversationId", limit=256, required=True),
+            conversationType=fields.string("conversationType", limit=8),
+            senderNick=fields.string("senderNick", limit=256),
+            sessionWebhook=fields.string("sessionWebhook", limit=2048, required=True),
+            sessionWebhookExpiredTime=fields.millis("sessionWebhookExpiredTime"),
+            senderId=fields.string("senderId", limit=256),
+            senderStaffId=fields.string("senderStaffId", limit=256),
+            isAdmin=fields.boolean("isAdmin"),
+            createAt=fields.millis("createAt"),
+            robotCode=fields.string("robotCode", limit=256),
+            parts=read_parts(fields, "parts"),
+            quoted=read_parts(fields, "quoted"),
+        )
 
 
-def json_object(body: bytes | str) -> Dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(data, dict):
-        raise MalformedRequest("body is not a JSON object")
-    return data
-
-
-def _from_tutorial_payload(data: Dict[str, Any]) -> IncomingMessage:
-    nick = str(data.get("id") or "")
-    question = str(data.get("question") or "")
+def _from_tutorial_payload(fields: Fields) -> IncomingMessage:
+    nick = fields.string("id", limit=256)
+    question = fields.string("question", limit=MAX_QUESTION_CHARS)
     return IncomingMessage(
         msgId="legacy-" + hashlib.sha256(f"{nick}\n{question}".encode()).hexdigest()[:16],
         msgtype="text", question=question.strip(), conversationId="nick:" + nick,
-        conversationType="1", senderNick=nick, sessionWebhook=str(data.get("sessionWebhook") or ""),
+        conversationType="1", senderNick=nick, sessionWebhook=fields.string("sessionWebhook", limit=2048),
     )

@@ -78,12 +78,7 @@ class EnvReader:
         value = (self.text(name) or default).rstrip("/")
         if bare_host_scheme and "://" not in value:
             value = f"{bare_host_scheme}://{value}"
-        parts = urlsplit(value)
-        try:
-            parts.port
-        except ValueError:
-            parts = parts._replace(netloc="")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _is_http_url(value):
             self.fail(name, f"{value!r} is not an http(s) URL")
         return value
 
@@ -97,6 +92,15 @@ class EnvReader:
             first = self.problems[0]
             raise ConfigError(first.variable, first.problem, more=self.problems[1:])
         return value
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
 
 
 def problems_of(read: Callable[[Mapping[str, str]], object], env: Mapping[str, str]) -> List[ConfigError]:

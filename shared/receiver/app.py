@@ -44,9 +44,10 @@ def handle(request: HttpRequest, env: Optional[Mapping[str, str]] = None,
     try:
         config = load_receiver_config(os.environ if env is None else env)
     except ConfigError as exc:
+        # The caller is not yet authenticated: the log names the variable, the response nothing.
         log.setup(20).error("configuration error: %s", exc)
-        status = 403 if exc.variable == "DINGTALK_APP_SECRET" else 500
-        return error_response(status, f"receiver misconfigured: {exc.variable}")
+        return error_response(403, "forbidden") if exc.variable == "DINGTALK_APP_SECRET" else \
+            error_response(500, "receiver unavailable")
     log.setup(config.log_level)
     log.add_secret(config.app_secret)
     with log.bound(fn="receiver", request_id=getattr(request.context, "request_id", None)):
@@ -58,13 +59,13 @@ def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpRespo
         return error_response(405, "DingTalk callbacks are POST requests")
     if (request.declared_length or len(request.body)) > config.max_body_bytes:
         logger.warning("refused a body of %s bytes", request.declared_length)
-        return error_response(413, f"body larger than {config.max_body_bytes} bytes")
+        return error_response(413, "body too large")
     try:
         verify_signature(config.app_secret, request.headers.get("timestamp"), request.headers.get("sign"),
                          now_ms=now, window_seconds=config.signature_window_seconds)
     except SignatureError as exc:
         logger.warning("rejected callback: %s", exc)
-        return error_response(403, "invalid signature")
+        return error_response(403, "forbidden")
     try:
         message = parse_callback(request.body)
     except MalformedRequest as exc:

@@ -1,7 +1,9 @@
 """Chat commands: a message that starts with ``\\`` or ``/`` after any leading whitespace.
 
 Group messages arrive as ``" \\clear"`` (DingTalk keeps the space after the removed @-mention),
-which is why the tutorial's ``startswith("\\\\")`` missed them.
+which is why the tutorial's ``startswith("\\\\")`` missed them. A command that changes the
+conversation writes one record and returns its name: when the confirmation reaches nobody,
+the record is taken back, so what the chat was told and what the bot does never disagree.
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from shared.common.message import IncomingMessage
+from shared.reply import texts
+from shared.reply.config import ReplyConfig
+from shared.reply.oss.history import Conversation
+from shared.reply.oss.storage import Storage
+
 PREFIXES = ("\\", "/")
+PERSONA_MAX_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -18,9 +27,58 @@ class Command:
     argument: str
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What to say, what happened, and the record to take back if nobody hears it."""
+
+    text: str
+    outcome: str
+    record: Optional[str] = None
+
+
 def parse_command(text: str) -> Optional[Command]:
     text = text.strip()
     if len(text) < 2 or text[0] not in PREFIXES or text[1] in PREFIXES or text[1].isspace():
         return None
     name, _, argument = text[1:].partition(" ")
     return Command(name.lower(), argument.strip())
+
+
+class Commands:
+    def __init__(self, config: ReplyConfig, storage: Storage) -> None:
+        self.config = config
+        self.storage = storage
+
+    def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
+        if command.name == "clear":
+            record = self.storage.record("a \\clear", lambda h, at: h.add_clear(key, message.msgId, at), message)
+            return Outcome(texts.CLEARED, "cleared", record) if record else Outcome(texts.NOT_SAVED, "storage-error")
+        if command.name == "help":
+            return Outcome(texts.HELP, "help")
+        if command.name == "model":
+            return Outcome(texts.MODEL.format(model=self.config.model), "model")
+        if command.name == "system":
+            return self._persona(command.argument, key, message, conversation)
+        return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name), "unknown-command")
+
+    def _persona(self, argument: str, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
+        """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.
+        In a group the persona speaks for everyone, so only an admin (``isAdmin``) may change it."""
+        if not argument:
+            if conversation.persona:
+                return Outcome(texts.PERSONA_SHOW.format(persona=conversation.persona), "persona-shown")
+            if self.config.system_prompt:
+                return Outcome(texts.PERSONA_DEFAULT.format(persona=self.config.system_prompt), "persona-shown")
+            return Outcome(texts.PERSONA_NONE, "persona-shown")
+        if message.is_group and not message.isAdmin:
+            return Outcome(texts.ADMIN_ONLY, "not-admin")
+        if len(argument) > PERSONA_MAX_CHARS:
+            return Outcome(texts.PERSONA_TOO_LONG.format(limit=PERSONA_MAX_CHARS), "persona-too-long")
+        persona = None if argument.lower() == "reset" else argument
+        record = self.storage.record("a persona", lambda h, at: h.set_persona(key, message.msgId, at, persona),
+                                     message)
+        if not record:
+            return Outcome(texts.NOT_SAVED, "storage-error")
+        if persona is None:
+            return Outcome(texts.PERSONA_RESET, "persona-reset", record)
+        return Outcome(texts.PERSONA_SET.format(persona=persona), "persona-set", record)

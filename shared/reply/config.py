@@ -22,7 +22,7 @@ VARIABLES = (
     "TIMEOUT", "HISTORY_LENGTH", "HISTORY_SCOPE", "OSS_MOUNT_POINT", "ALLOWED_WEBHOOK_HOSTS",
     "MAX_MESSAGE_BYTES", "LLM_MAX_RETRIES", "ALLOWED_CONVERSATIONS", "ALLOWED_USERS", "VERBOSE",
     "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
-    "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS",
+    "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT",
 )
 
 
@@ -75,6 +75,8 @@ class ReplyConfig:
     history_length: int
     history_per_sender: bool
     oss_mount_point: str
+    oss_bucket: Optional[str]
+    oss_endpoint: str
     allowed_webhook_hosts: Tuple[str, ...]
     max_message_bytes: int
     llm_max_retries: int
@@ -104,6 +106,8 @@ class ReplyConfig:
             history_length=read.number("HISTORY_LENGTH", 5, int, 0, 1000),
             history_per_sender=read.choice("HISTORY_SCOPE", "conversation", ("conversation", "sender")) == "sender",
             oss_mount_point=read.text("OSS_MOUNT_POINT") or "/mnt/oss",
+            oss_bucket=read.text("OSS_BUCKET"),
+            oss_endpoint=_oss_endpoint(read),
             allowed_webhook_hosts=allowed_webhook_hosts(read),
             max_message_bytes=read.number("MAX_MESSAGE_BYTES", 6000, int, 500, 14000),
             llm_max_retries=read.number("LLM_MAX_RETRIES", 2, int, 0, 5),
@@ -124,6 +128,17 @@ def _api_key(read: EnvReader, base_url: str) -> str:
                   "not set; put the model service's API key in the function's environment")
         return ""
     return key
+
+
+def _oss_endpoint(read: EnvReader) -> str:
+    """Needed only with ``OSS_BUCKET``: claims then go through the OSS API of that region."""
+    if read.text("OSS_BUCKET") is None:
+        return ""
+    if read.text("OSS_ENDPOINT") is None:
+        read.fail("OSS_ENDPOINT", "OSS_BUCKET is set, so the bucket's endpoint is needed too, e.g. "
+                                  "http://oss-cn-hangzhou-internal.aliyuncs.com")
+        return ""
+    return read.url("OSS_ENDPOINT", "")
 
 
 def load_reply_config(env: Mapping[str, str]) -> ReplyConfig:

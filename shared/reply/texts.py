@@ -33,3 +33,5 @@ PERSONA_TOO_LONG = "人设太长了（最多 {limit} 字），请精简后再试
 ADMIN_ONLY = "只有群管理员可以修改群里的人设。"
 MODEL = "当前模型：{model}"
 INTERRUPTED = "回答中断了，请稍后再试。"
+NOT_SAVED = "没能保存这个设置（存储暂时不可用），请稍后再试。"
+PARTIAL = "（回答没能完整发出，后面的部分丢失了，请再问一次。）"

@@ -1,73 +1,111 @@
-"""DingTalk's robot callback body, parsed once into the typed message the reply function receives."""
+"""DingTalk's robot callback body, parsed once into the typed message the reply function receives.
+
+Shapes (DingTalk's "机器人消息类型"): ``text.content``; ``content.richText[]`` with ``text``
+items and ``{type: picture, downloadCode}`` items in the order written; ``content`` with a
+``downloadCode`` for ``picture``, ``file`` (plus ``fileName``), ``video`` and ``audio`` (plus
+its speech-to-text ``recognition``). A reply to an earlier message is a text message with
+``isReplyMsg`` and the earlier one as ``repliedMsg``, whose ``content`` may arrive as a JSON
+string. Every field is checked for its type: a signed body from DingTalk never has a wrong
+one, so a wrong one means a bug or a forgery, answered with 400.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, Optional
+from typing import Optional, Tuple
 
 from shared.common.errors import MalformedRequest
-from shared.common.message import MAX_QUESTION_CHARS, IncomingMessage, json_object
+from shared.common.fields import Fields, json_object
+from shared.common.message import MAX_QUESTION_CHARS, IncomingMessage, Part
+
+MEDIA = ("picture", "file", "video", "audio")
 
 
-def _string(data: Dict[str, Any], name: str) -> str:
-    value = data.get(name, "")
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MalformedRequest(f"{name} is not a string")
-    return str(value)
+def _media_part(kind: str, content: Fields) -> Part:
+    code = content.string("downloadCode") or content.string("pictureDownloadCode")
+    return Part(kind, content.string("recognition", limit=None)[:MAX_QUESTION_CHARS], code,
+                content.string("fileName", limit=512))
 
 
-def _millis(data: Dict[str, Any], name: str) -> Optional[int]:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise MalformedRequest(f"{name} is not a millisecond timestamp") from None
+def _rich_text(content: Fields) -> Tuple[Part, ...]:
+    parts = []
+    for item in content.objects("richText"):
+        kind = item.string("type", limit=16) or "text"
+        if kind == "text" or (kind not in MEDIA and item.data.get("text") is not None):
+            parts.append(Part("text", item.string("text", limit=None)[:MAX_QUESTION_CHARS]))
+        elif kind in MEDIA:
+            parts.append(_media_part(kind, item))
+    return tuple(parts)
 
 
-def extract_question(data: Dict[str, Any], msgtype: str) -> str:
-    """The text a person asked, or "" for messages the bot cannot read (pictures, files ...)."""
-    content = data.get("content")
+def _content(data: Fields, msgtype: str) -> Tuple[str, Tuple[Part, ...]]:
+    """The text a person wrote, and the parts when the message holds more than text."""
     if msgtype == "text":
-        text = data.get("text")
-        question = text.get("content", "") if isinstance(text, dict) else ""
-    elif msgtype == "richText" and isinstance(content, dict):
-        parts = content.get("richText")
-        question = "".join(p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str))
-    elif msgtype == "audio" and isinstance(content, dict):
-        question = content.get("recognition", "")
+        text = data.object("text")
+        return (text.string("content", limit=None) if text else ""), ()
+    content = data.object("content")
+    if content is None:
+        return "", ()
+    if msgtype == "richText":
+        parts = _rich_text(content)
+        question = "".join(p.text for p in parts if p.type == "text")
+        return question, parts if any(p.type != "text" for p in parts) else ()
+    if msgtype == "audio":
+        return content.string("recognition", limit=None), ()
+    if msgtype in MEDIA:
+        return "", (_media_part(msgtype, content),)
+    return "", ()
+
+
+def _quoted(data: Fields) -> Tuple[Part, ...]:
+    """The message this one replies to (``text.repliedMsg``), as parts."""
+    text = data.object("text")
+    if text is None or not text.boolean("isReplyMsg"):
+        return ()
+    replied = text.object("repliedMsg")
+    if replied is None:
+        return ()
+    kind = replied.string("msgType", limit=32) or "text"
+    raw = replied.data.get("content")
+    if isinstance(raw, str):
+        content: Optional[Fields] = Fields(json_object(raw, "repliedMsg.content"), "repliedMsg.content")
     else:
-        question = ""
-    if not isinstance(question, str):
-        raise MalformedRequest(f"{msgtype} content is not text")
-    return question.strip()[:MAX_QUESTION_CHARS]
+        content = replied.object("content")
+    if content is None:
+        return ()
+    if kind == "richText":
+        return _rich_text(content)
+    if kind in MEDIA:
+        return (_media_part(kind, content),)
+    quoted = content.string("content", limit=None).strip()
+    return (Part("text", quoted[:MAX_QUESTION_CHARS]),) if quoted else ()
 
 
 def parse_callback(body: bytes) -> IncomingMessage:
     """Build the typed message from DingTalk's callback JSON, or raise ``MalformedRequest``."""
-    data = json_object(body)
-    msgtype = _string(data, "msgtype")
-    webhook = _string(data, "sessionWebhook")
-    if not msgtype:
-        raise MalformedRequest("msgtype is missing")
-    if not webhook:
-        raise MalformedRequest("sessionWebhook is missing")
-    sender = _string(data, "senderStaffId") or _string(data, "senderId") or _string(data, "senderNick")
+    data = Fields(json_object(body))
+    msgtype = data.string("msgtype", limit=32, required=True)
+    webhook = data.string("sessionWebhook", limit=2048, required=True)
+    question, parts = _content(data, msgtype)
+    sender = data.string("senderStaffId", limit=256) or data.string("senderId", limit=256) or \
+        data.string("senderNick", limit=256)
+    conversation_type = data.string("conversationType", limit=8) or "1"
+    if conversation_type not in ("1", "2"):
+        raise MalformedRequest("conversationType is neither 1 (one-to-one) nor 2 (group)")
     return IncomingMessage(
-        msgId=_string(data, "msgId") or "body-" + hashlib.sha256(body).hexdigest()[:32],
+        msgId=data.string("msgId", limit=256) or "body-" + hashlib.sha256(body).hexdigest()[:32],
         msgtype=msgtype,
-        question=extract_question(data, msgtype),
-        conversationId=_string(data, "conversationId") or "sender:" + sender,
-        conversationType=_string(data, "conversationType") or "1",
-        senderNick=_string(data, "senderNick"),
+        question=question.strip()[:MAX_QUESTION_CHARS],
+        conversationId=data.string("conversationId", limit=256) or "sender:" + sender,
+        conversationType=conversation_type,
+        senderNick=data.string("senderNick", limit=256),
         sessionWebhook=webhook,
-        sessionWebhookExpiredTime=_millis(data, "sessionWebhookExpiredTime"),
-        senderId=_string(data, "senderId"),
-        senderStaffId=_string(data, "senderStaffId"),
-        isAdmin=data.get("isAdmin") is True,
-        createAt=_millis(data, "createAt"),
-        robotCode=_string(data, "robotCode"),
+        sessionWebhookExpiredTime=data.millis("sessionWebhookExpiredTime"),
+        senderId=data.string("senderId", limit=256),
+        senderStaffId=data.string("senderStaffId", limit=256),
+        isAdmin=data.boolean("isAdmin"),
+        createAt=data.millis("createAt"),
+        robotCode=data.string("robotCode", limit=256),
+        parts=parts,
+        quoted=_quoted(data),
     )

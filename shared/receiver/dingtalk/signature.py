@@ -10,8 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 from shared.common.errors import SignatureError
+
+# Checked before any arithmetic: ``str.isdigit`` accepts "²" and full-width digits, and ``int``
+# refuses thousands of digits with an exception of its own.
+TIMESTAMP = re.compile(r"[0-9]{1,16}")
+SIGN = re.compile(r"[A-Za-z0-9+/=]{1,128}")
 
 
 def compute_sign(app_secret: str, timestamp: str) -> str:
@@ -27,10 +33,12 @@ def verify_signature(app_secret: str, timestamp: str | None, sign: str | None, *
         raise SignatureError("no app secret configured")
     if not timestamp or not sign:
         raise SignatureError("missing timestamp or sign header")
-    if not timestamp.isdigit():
+    if not TIMESTAMP.fullmatch(timestamp):
         raise SignatureError("timestamp is not a millisecond number")
+    if not SIGN.fullmatch(sign.strip()):
+        raise SignatureError("sign is not base64")
     if abs(now_ms - int(timestamp)) > window_seconds * 1000:
         raise SignatureError("timestamp outside the allowed window")
     expected = compute_sign(app_secret, timestamp)
-    if not hmac.compare_digest(expected.encode("ascii"), sign.strip().encode("utf-8", "replace")):
+    if not hmac.compare_digest(expected.encode("ascii"), sign.strip().encode("ascii")):
         raise SignatureError("signature mismatch")

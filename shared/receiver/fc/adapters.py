@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from shared.common import log
 from shared.common.errors import MalformedRequest
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 READ_CAP = 6 * 1024 * 1024
+logger = log.get("receiver")
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
            413: "Payload Too Large", 500: "Internal Server Error", 502: "Bad Gateway"}
 
@@ -71,6 +73,7 @@ def _read_wsgi_body(environ: Mapping[str, Any], limit: int) -> Tuple[bytes, Opti
         declared = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
+    declared = max(declared, 0)
     if declared > limit:
         return b"", declared
     stream = environ.get("wsgi.input")
@@ -84,11 +87,15 @@ def serve_wsgi(core: Core, environ: Mapping[str, Any], start_response: Callable[
     body, declared = _read_wsgi_body(environ, READ_CAP)
     request = HttpRequest(str(environ.get("REQUEST_METHOD", "POST")).upper(), _wsgi_headers(environ), body,
                           environ.get("fc.context"), declared)
-    response = core(request)
+    response = _guarded(core, request)
     encoded = response.body.encode("utf-8")
     status = f"{response.status} {REASONS.get(response.status, '')}".strip()
-    start_response(status, [(k, v) for k, v in JSON_HEADERS.items()] + [("Content-Length", str(len(encoded)))])
+    start_response(status, [*JSON_HEADERS.items(), ("Content-Length", str(len(encoded)))])
     return [encoded]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def request_from_event(event: bytes | str | Mapping[str, Any], context: Any) -> HttpRequest:
@@ -96,28 +103,44 @@ def request_from_event(event: bytes | str | Mapping[str, Any], context: Any) -> 
     if isinstance(event, (bytes, bytearray, str)):
         try:
             event = json.loads(event)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise MalformedRequest("FC event is not JSON") from None
     if not isinstance(event, Mapping):
         raise MalformedRequest("FC event is not an HTTP-trigger event")
-    raw_body = event.get("body") or ""
+    raw_body = event.get("body")
+    if raw_body is None:
+        raw_body = ""
+    if not isinstance(raw_body, str):
+        raise MalformedRequest("FC event body is not a string")
     try:
-        body = base64.b64decode(raw_body) if event.get("isBase64Encoded") else str(raw_body).encode("utf-8")
-    except ValueError:
+        body = base64.b64decode(raw_body, validate=True) if event.get("isBase64Encoded") is True \
+            else raw_body.encode("utf-8", "surrogatepass")
+    except (ValueError, UnicodeError):
         raise MalformedRequest("FC event body is not valid base64") from None
-    http = (event.get("requestContext") or {}).get("http") or {}
-    headers = event.get("headers") or {}
-    return HttpRequest(str(http.get("method") or "POST").upper(), Headers(headers), body, context, len(body))
+    http = _mapping(_mapping(event.get("requestContext")).get("http"))
+    return HttpRequest(str(http.get("method") or "POST").upper(), Headers(_mapping(event.get("headers"))), body,
+                       context, len(body))
 
 
 def serve_event(core: Core, event: bytes | str | Mapping[str, Any], context: Any) -> Dict[str, Any]:
     try:
         request = request_from_event(event, context)
     except MalformedRequest as exc:
-        response = _error(400, str(exc))
+        logger.warning("not an HTTP-trigger event: %s", exc)
+        response = _error(400, "bad request")
     else:
-        response = core(request)
+        response = _guarded(core, request)
     return {"statusCode": response.status, "headers": dict(JSON_HEADERS), "body": response.body}
+
+
+def _guarded(core: Core, request: HttpRequest) -> HttpResponse:
+    """FC hands an unhandled exception's stack trace to the caller: none may escape to an
+    unauthenticated one. The trace goes to the log instead."""
+    try:
+        return core(request)
+    except Exception:
+        logger.exception("unexpected failure while handling a request")
+        return _error(500, "internal error")
 
 
 def http_function(core: Core) -> Callable[[Any, Any], Any]:

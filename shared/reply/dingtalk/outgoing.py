@@ -31,7 +31,7 @@ def _title(text: str) -> str:
     return "回复"
 
 
-def build_messages(answer: str, *, mention: Optional[str], max_bytes: int) -> List[Dict[str, Any]]:
+def dingtalk_messages(answer: str, *, mention: Optional[str], max_bytes: int) -> List[Dict[str, Any]]:
     """DingTalk message bodies, in order, each under ``max_bytes`` of UTF-8."""
     markdown = looks_like_markdown(answer)
     reserve = len(mention.encode("utf-8")) + 8 if mention else 0

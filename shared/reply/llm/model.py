@@ -7,19 +7,17 @@ as ``\\clear`` never needs it.
 from __future__ import annotations
 
 import functools
-import random
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
+from shared.reply.backoff import Backoff, fits
 from shared.reply.config import ReplyConfig
 
 logger = log.get("llm")
 
-
-RETRY_BASE_SECONDS = 0.5
 MIN_ATTEMPT_SECONDS = 1.0
 
 
@@ -29,11 +27,6 @@ def _client(base_url: str, api_key: str, timeout: float) -> Any:
     from openai import OpenAI
 
     return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
-
-
-def build_messages(question: str, history: List[Dict[str, str]], system_prompt: Optional[str]) -> List[Dict[str, str]]:
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return messages + history + [{"role": "user", "content": question}]
 
 
 def _user_message(exc: Exception) -> str:
@@ -62,11 +55,11 @@ class ChatModel:
     """
 
     def __init__(self, config: ReplyConfig, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random) -> None:
+                 sleep: Callable[[float], None] = time.sleep, backoff: Backoff = Backoff()) -> None:
         self.config = config
         self.clock = clock
         self.sleep = sleep
-        self.jitter = jitter
+        self.backoff = backoff
         self.deadline = 0.0
 
     def _create(self, messages: List[Dict[str, str]], **extra: Any) -> Any:
@@ -143,13 +136,8 @@ class ChatModel:
             return None
         if not isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
             return None
-        delay = RETRY_BASE_SECONDS * 2 ** (attempt - 1) * (0.5 + self.jitter())
-        retry_after = _retry_after(exc)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        if self.clock() + delay + MIN_ATTEMPT_SECONDS > deadline:
-            return None
-        return delay
+        delay = self.backoff.delay(attempt, _retry_after(exc))
+        return delay if fits(self.clock(), delay, deadline, MIN_ATTEMPT_SECONDS) else None
 
 
 def _retry_after(exc: Exception) -> Optional[float]:

@@ -1,48 +1,80 @@
-"""Per-conversation history as one JSON file per key under the OSS mount.
+"""Per-conversation history as append-only JSON records, safe for instances that share no locks.
 
-File names are a hash of the key: conversation and sender ids are attacker-controlled strings
-and must never become a path. Writes go to a temporary file that replaces the old one, so a
-reader sees the old or the new file, never half of one. Appending re-reads under a lock, so
-two messages of one conversation that finish together both keep their turn (the lock holds
-between processes of one machine; see the README for what the OSS mount adds). A file that
-does not parse is moved aside and the conversation starts empty.
+FC 3.0 runs one request per instance, so two messages of one conversation answered together
+run on two machines that share the OSS mount and nothing else. Rewriting one history file
+would lose a turn whenever they overlap. Instead every event is a record of its own, named
+``history/<sha256(key)>/<at>-<kind>-<id>.json``: a question and its answer (``turn``), a
+``\\clear`` (``clear``: earlier turns no longer count), a persona set or reset (``persona``).
+Writers only create records; readers list the folder once, and the names alone say which
+records matter (the turns after the latest clear, the latest persona), so a read costs one
+listing and a few small files. Records no reader will need again are deleted now and then.
+
+Names hash the conversation key (ids are attacker-controlled strings and never become a path)
+and the msgId (so writing the same event twice, e.g. on a redelivery, is idempotent). ``at``
+is when the user asked (DingTalk's ``createAt``), so the order follows the chat, not the
+order in which answers finished.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Protocol
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from shared.common import log
+from shared.reply.oss.blobs import Blobs
 
-FORMAT_VERSION = 1
-HANDLED_KEEP = 200
-HANDLED_TTL_MS = 24 * 3600 * 1000
+FOLDER = "history/"
+TURN, CLEAR, PERSONA = "turn", "clear", "persona"
+# Turn records beyond HISTORY_LENGTH that may pile up before a compaction deletes them.
+COMPACT_SLACK = 10
 
 logger = log.get("history")
 
 
+def digest(text: str, length: int = 64) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def record_name(at_ms: int, kind: str, msg_id: str) -> str:
+    return f"{max(at_ms, 0):013d}-{kind}-{digest(msg_id, 24)}.json"
+
+
+def _parse_name(name: str) -> Optional[Tuple[int, str]]:
+    """``(at, kind)`` of a record file name, or None for anything else in the folder."""
+    stem = name.rsplit("/", 1)[-1]
+    parts = stem.split("-")
+    if len(parts) != 3 or not stem.endswith(".json") or not parts[0].isdigit() or len(parts[0]) != 13:
+        return None
+    return (int(parts[0]), parts[1]) if parts[1] in (TURN, CLEAR, PERSONA) else None
+
+
+def encode(document: Dict[str, Any]) -> bytes:
+    # Compact: ``indent`` switches json to its pure-Python encoder, several times slower on this hot path.
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode(raw: Optional[bytes]) -> Optional[Dict[str, Any]]:
+    """The JSON object in ``raw``; None for a missing, half-written or foreign file."""
+    if not raw:
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
 @dataclass
 class Conversation:
-    """The stored turns (oldest first), the msgIds answered, and those being answered now.
-
-    A msgId goes from ``in_progress`` (claimed, with the time of the claim) to ``handled``, like an
-    idempotency record: a second delivery of the same message finds it in either and is skipped.
-    """
+    """What the next answer needs: recent turns (oldest first) and the conversation's persona."""
 
     key: str
     turns: List[Dict[str, str]] = field(default_factory=list)
-    handled: Dict[str, int] = field(default_factory=dict)
-    in_progress: Dict[str, int] = field(default_factory=dict)
     persona: Optional[str] = None
+    turn_records: int = 0
 
     def messages(self, length: int) -> List[Dict[str, str]]:
         """The last ``length`` question/answer pairs as chat messages."""
@@ -53,160 +85,110 @@ class Conversation:
             out.append({"role": "assistant", "content": turn["answer"]})
         return out
 
-    def to_json(self) -> Dict[str, Any]:
-        return {"version": FORMAT_VERSION, "key": self.key, "turns": self.turns, "handled": self.handled,
-                "in_progress": self.in_progress, "persona": self.persona}
+
+@dataclass(frozen=True)
+class _Listing:
+    """The record names of one folder, sorted by time, split by what they mean to a reader."""
+
+    turns: List[str]
+    clears: List[str]
+    personas: List[str]
 
     @classmethod
-    def from_json(cls, key: str, data: Any) -> "Conversation":
-        if not isinstance(data, dict) or not isinstance(data.get("turns", []), list):
-            raise ValueError("not a history document")
-        turns = [t for t in data.get("turns", []) if isinstance(t, dict)
-                 and isinstance(t.get("question"), str) and isinstance(t.get("answer"), str)]
-        persona = data.get("persona") if isinstance(data.get("persona"), str) else None
-        return cls(key, turns, _timestamps(data.get("handled")), _timestamps(data.get("in_progress")), persona)
+    def of(cls, names: List[str]) -> "_Listing":
+        parsed = [(name, _parse_name(name)) for name in names]
+        by_kind: Dict[str, List[str]] = {TURN: [], CLEAR: [], PERSONA: []}
+        for name, meaning in sorted(parsed, key=lambda item: item[1] or (0, "")):
+            if meaning:
+                by_kind[meaning[1]].append(name)
+        return cls(by_kind[TURN], by_kind[CLEAR], by_kind[PERSONA])
+
+    def live_turns(self) -> List[str]:
+        """Turns asked after the latest ``\\clear``."""
+        cut = _parse_name(self.clears[-1])[0] if self.clears else -1
+        return [name for name in self.turns if _parse_name(name)[0] >= cut]
 
 
-def _timestamps(value: Any) -> Dict[str, int]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): int(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+class HistoryStore:
+    """Records under ``history/`` of ``blobs`` (the OSS mount by default)."""
 
+    def __init__(self, blobs: Blobs, *, clock: Callable[[], float] = time.time) -> None:
+        self.blobs = blobs
+        self.clock = clock
 
-class HistoryStore(Protocol):
-    def read(self, key: str) -> Conversation: ...
+    def folder(self, key: str) -> str:
+        return f"{FOLDER}{digest(key)}/"
 
-    def claim(self, key: str, msg_id: str, ttl_ms: int) -> Optional[Conversation]: ...
+    def load(self, key: str, length: int) -> Conversation:
+        """The conversation's last ``length`` turns and its persona. Raises ``OSError`` when the
+        storage cannot be read."""
+        folder = self.folder(key)
+        names = self.blobs.list(folder)
+        if not names:
+            names = self._migrate_legacy(key, folder)
+        listing = _Listing.of(names)
+        turns = []
+        for name in listing.live_turns()[-length:] if length > 0 else []:
+            record = decode(self.blobs.read(name))
+            if record and isinstance(record.get("question"), str) and isinstance(record.get("answer"), str):
+                turns.append({"question": record["question"], "answer": record["answer"]})
+        persona = None
+        if listing.personas:
+            record = decode(self.blobs.read(listing.personas[-1])) or {}
+            persona = record.get("persona") if isinstance(record.get("persona"), str) else None
+        return Conversation(key, turns, persona, len(listing.turns))
 
-    def release(self, key: str, msg_id: str) -> None: ...
+    def _write(self, key: str, kind: str, msg_id: str, at_ms: int, body: Dict[str, Any]) -> str:
+        name = self.folder(key) + record_name(at_ms, kind, msg_id)
+        self.blobs.write(name, encode({"kind": kind, "msgId": msg_id, "at": at_ms, **body}))
+        return name
 
-    def record_turn(self, key: str, msg_id: str, question: str, answer: str, keep: int) -> None: ...
+    def add_turn(self, key: str, msg_id: str, at_ms: int, question: str, answer: str) -> str:
+        return self._write(key, TURN, msg_id, at_ms, {"question": question, "answer": answer})
 
-    def record_handled(self, key: str, msg_id: str) -> None: ...
+    def add_clear(self, key: str, msg_id: str, at_ms: int) -> str:
+        return self._write(key, CLEAR, msg_id, at_ms, {})
 
-    def clear(self, key: str, msg_id: str) -> None: ...
-
-    def set_persona(self, key: str, msg_id: str, persona: Optional[str]) -> None: ...
-
-
-class _Unchanged(Exception):
-    """Raised inside ``_locked`` to leave the file as it is."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class FileHistoryStore:
-    """The OSS-mount backend: ``<root>/dingbot/history/<sha256(key)>.json``."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.directory = Path(root) / "dingbot" / "history"
-
-    def path_for(self, key: str) -> Path:
-        return self.directory / (hashlib.sha256(key.encode("utf-8")).hexdigest() + ".json")
-
-    def read(self, key: str) -> Conversation:
-        path = self.path_for(key)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return Conversation(key)
-        except OSError as exc:
-            logger.error("history unreadable, answering without it: %s", exc)
-            return Conversation(key)
-        try:
-            return Conversation.from_json(key, json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            self._move_aside(path, exc)
-            return Conversation(key)
-
-    def _move_aside(self, path: Path, reason: Exception) -> None:
-        aside = path.with_name(f"{path.stem}.corrupt-{_now_ms()}.json")
-        with contextlib.suppress(OSError):
-            os.replace(path, aside)
-        logger.error("history file %s is corrupt (%s); moved to %s, starting empty", path.name, reason, aside.name)
-
-    @contextlib.contextmanager
-    def _locked(self, key: str) -> Iterator[Conversation]:
-        """Re-read under an exclusive lock, yield for changes, write back atomically (not when the
-        block raises ``_Unchanged``)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path_for(key)
-        with open(path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                conversation = self.read(key)
-                try:
-                    yield conversation
-                except _Unchanged:
-                    return
-                self._write(path, conversation)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _write(self, path: Path, conversation: Conversation) -> None:
-        # Compact: ``indent`` switches json to its pure-Python encoder, several times slower on this hot path.
-        data = json.dumps(conversation.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-        try:
-            # No fsync: on the OSS mount close() already uploads the whole object, and FC's local disk
-            # does not outlive the instance. The rename alone keeps readers from a half-written file.
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-
-    @staticmethod
-    def _mark(conversation: Conversation, msg_id: str) -> None:
-        now = _now_ms()
-        handled = {k: v for k, v in conversation.handled.items() if now - v < HANDLED_TTL_MS}
-        handled[msg_id] = now
-        conversation.handled = dict(sorted(handled.items(), key=lambda kv: kv[1])[-HANDLED_KEEP:])
-        conversation.in_progress.pop(msg_id, None)
-
-    def claim(self, key: str, msg_id: str, ttl_ms: int) -> Optional[Conversation]:
-        """Mark ``msg_id`` as being answered and return the conversation, or None when it was
-        answered already or another invocation claimed it less than ``ttl_ms`` ago."""
-        with self._locked(key) as conversation:
-            now = _now_ms()
-            claimed_at = conversation.in_progress.get(msg_id)
-            if msg_id in conversation.handled or (claimed_at is not None and now - claimed_at < ttl_ms):
-                raise _Unchanged
-            conversation.in_progress = {k: v for k, v in conversation.in_progress.items() if now - v < ttl_ms}
-            conversation.in_progress[msg_id] = now
-            return conversation
-        return None
-
-    def release(self, key: str, msg_id: str) -> None:
-        """Give a claim back when nothing reached the user, so a later delivery can answer."""
-        with self._locked(key) as conversation:
-            if conversation.in_progress.pop(msg_id, None) is None:
-                raise _Unchanged
-
-    def record_turn(self, key: str, msg_id: str, question: str, answer: str, keep: int) -> None:
-        with self._locked(key) as conversation:
-            conversation.turns.append({"question": question, "answer": answer, "msgId": msg_id})
-            conversation.turns = conversation.turns[-keep:] if keep > 0 else []
-            self._mark(conversation, msg_id)
-
-    def record_handled(self, key: str, msg_id: str) -> None:
-        with self._locked(key) as conversation:
-            self._mark(conversation, msg_id)
-
-    def clear(self, key: str, msg_id: str) -> None:
-        with self._locked(key) as conversation:
-            conversation.turns = []
-            self._mark(conversation, msg_id)
-
-    def set_persona(self, key: str, msg_id: str, persona: Optional[str]) -> None:
+    def set_persona(self, key: str, msg_id: str, at_ms: int, persona: Optional[str]) -> str:
         """The conversation's own system prompt (``\\system``); None returns to ``SYSTEM_PROMPT``."""
-        with self._locked(key) as conversation:
-            conversation.persona = persona
-            self._mark(conversation, msg_id)
+        return self._write(key, PERSONA, msg_id, at_ms, {"persona": persona})
+
+    def remove(self, name: str) -> None:
+        """Take back a record whose confirmation reached nobody."""
+        self.blobs.delete(name)
+
+    def needs_compaction(self, conversation: Conversation, keep: int) -> bool:
+        return conversation.turn_records > keep + COMPACT_SLACK
+
+    def compact(self, key: str, keep: int) -> int:
+        """Delete what no reader will need: turns before the latest clear or beyond the newest
+        ``keep``, and every clear and persona but the latest. Safe while others write: they only
+        add records newer than what is deleted here. Returns how many records were deleted."""
+        listing = _Listing.of(self.blobs.list(self.folder(key)))
+        live = listing.live_turns()
+        kept = set(live[-keep:] if keep > 0 else [])
+        stale = [n for n in listing.turns if n not in kept] + listing.clears[:-1] + listing.personas[:-1]
+        for name in stale:
+            self.blobs.delete(name)
+        return len(stale)
+
+    def _migrate_legacy(self, key: str, folder: str) -> List[str]:
+        """A conversation first seen by this version may have the previous version's single file
+        (``history/<sha256>.json``): its turns and persona become records, then it is removed.
+        Record names come from its content, so two instances migrating at once write the same."""
+        legacy = self.folder(key).rstrip("/") + ".json"
+        document = decode(self.blobs.read(legacy))
+        if document is None:
+            return []
+        turns = [t for t in document.get("turns") or [] if isinstance(t, dict)
+                 and isinstance(t.get("question"), str) and isinstance(t.get("answer"), str)]
+        for index, turn in enumerate(turns):
+            self.add_turn(key, str(turn.get("msgId") or f"legacy-{index}"), index, turn["question"], turn["answer"])
+        if isinstance(document.get("persona"), str):
+            self.set_persona(key, "legacy-persona", 0, document["persona"])
+        self.blobs.delete(legacy)
+        logger.info("moved %d turn(s) of the previous history format into records", len(turns))
+        return self.blobs.list(folder)
 
 
 def conversation_key(conversation_id: str, sender: Optional[str], per_sender: bool) -> str:

@@ -1,0 +1,111 @@
+"""Claims: one answer per msgId, handed back when nobody heard it, taken over when abandoned, bounded."""
+
+import os
+
+import pytest
+
+from devstack.fake_oss import FakeOSS
+from devstack.fc_context import Credentials
+from shared.reply.oss.blobs import ApiBlobs, MountBlobs
+from shared.reply.oss.claims import HANDLED_TTL_MS, KEEP, Claims
+
+TTL = 60_000
+
+
+class Clock:
+    def __init__(self, now=1_700_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture(params=["mount", "oss-api"])
+def claims(request, tmp_path, clock):
+    if request.param == "mount":
+        yield Claims(MountBlobs(tmp_path / "dingbot"), atomic_create=False, clock=clock)
+        return
+    server = FakeOSS().start()
+    yield Claims(ApiBlobs.connect(server.endpoint, server.bucket, Credentials(), "dingbot/"), atomic_create=True,
+                 clock=clock)
+    server.stop()
+
+
+def test_a_second_delivery_is_skipped_while_the_first_is_answering(claims):
+    assert claims.claim("cid", "m1", TTL) is not None
+    assert claims.claim("cid", "m1", TTL) is None
+    assert claims.claim("cid", "m2", TTL) is not None
+
+
+def test_a_handled_message_is_skipped_even_after_the_time_to_live(claims, clock):
+    claims.finish(claims.claim("cid", "m1", TTL))
+    clock.now += 3600
+    assert claims.claim("cid", "m1", TTL) is None
+
+
+def test_a_released_claim_lets_a_later_delivery_answer(claims):
+    claims.release(claims.claim("cid", "m1", TTL))
+    assert claims.claim("cid", "m1", TTL) is not None
+
+
+def test_an_abandoned_claim_is_taken_over_once(claims, clock):
+    claims.claim("cid", "m1", TTL)
+    clock.now += TTL / 1000 + 1
+    takeover = claims.claim("cid", "m1", TTL)
+    assert takeover is not None and takeover.name.endswith("-2.json")
+    assert claims.claim("cid", "m1", TTL) is None
+    claims.finish(takeover)
+    clock.now += TTL / 1000 + 1
+    assert claims.claim("cid", "m1", TTL) is None
+
+
+def stem_of(claims, msg_id):
+    from shared.reply.oss.history import digest
+
+    return digest(msg_id, 32)
+
+
+def test_handled_claims_expire_after_a_day(tmp_path, clock):
+    claims = Claims(MountBlobs(tmp_path), atomic_create=False, clock=clock)
+    claims.finish(claims.claim("cid", "old", TTL))
+    folder = tmp_path / claims.folder("cid")
+    for path in folder.iterdir():
+        os.utime(path, (clock.now - HANDLED_TTL_MS / 1000 - 60,) * 2)
+    claims.finish(claims.claim("cid", "new", TTL))
+    assert claims.compact("cid") == 1
+    assert len(list(folder.iterdir())) == 1
+    assert claims.claim("cid", "new", TTL) is None
+
+
+def test_at_most_keep_claims_stay_per_conversation_generations_together(tmp_path, clock):
+    claims = Claims(MountBlobs(tmp_path), atomic_create=False, clock=clock)
+    folder = tmp_path / claims.folder("cid")
+    claims.claim("cid", "oldest", TTL)
+    clock.now += TTL / 1000 + 1
+    claims.finish(claims.claim("cid", "oldest", TTL))  # generation 2
+    for i in range(KEEP):
+        claims.finish(claims.claim("cid", f"m{i}", TTL))
+    for path in folder.iterdir():
+        os.utime(path, (clock.now - 10,) * 2)
+    for path in folder.glob(f"{stem_of(claims, 'oldest')}-*.json"):
+        os.utime(path, (clock.now - 1000,) * 2)
+    assert claims.compact("cid") == 2
+    assert len(list(folder.iterdir())) == KEEP
+
+
+def test_a_claim_another_instance_overwrote_on_the_mount_is_given_up(tmp_path, clock):
+    class RacingMount(MountBlobs):
+        """The OSS mount where another instance's create of the same name lands right after ours."""
+
+        def create(self, name, data):
+            created = super().create(name, data)
+            self.write(name, data.replace(b'"owner":"', b'"owner":"other-'))
+            return created
+
+    claims = Claims(RacingMount(tmp_path), atomic_create=False, clock=clock)
+    assert claims.claim("cid", "m1", TTL) is None
