@@ -1,13 +1,18 @@
 """Claims: one answer per msgId, handed back when nobody heard it, taken over when abandoned, bounded."""
 
+import json
 import os
 
 import pytest
+from conftest import context
 
+from devstack.fake_dingtalk import callback_body
 from devstack.fake_oss import FakeOSS
 from devstack.fc_context import Credentials
+from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import HANDLED_TTL_MS, KEEP, Claims
+from shared.reply.oss.history import digest
 
 TTL = 60_000
 
@@ -64,9 +69,7 @@ def test_an_abandoned_claim_is_taken_over_once(claims, clock):
     assert claims.claim("cid", "m1", TTL) is None
 
 
-def stem_of(claims, msg_id):
-    from shared.reply.oss.history import digest
-
+def stem_of(msg_id):
     return digest(msg_id, 32)
 
 
@@ -92,7 +95,7 @@ def test_at_most_keep_claims_stay_per_conversation_generations_together(tmp_path
         claims.finish(claims.claim("cid", f"m{i}", TTL))
     for path in folder.iterdir():
         os.utime(path, (clock.now - 10,) * 2)
-    for path in folder.glob(f"{stem_of(claims, 'oldest')}-*.json"):
+    for path in folder.glob(f"{stem_of('oldest')}-*.json"):
         os.utime(path, (clock.now - 1000,) * 2)
     assert claims.compact("cid") == 2
     assert len(list(folder.iterdir())) == KEEP
@@ -109,3 +112,16 @@ def test_a_claim_another_instance_overwrote_on_the_mount_is_given_up(tmp_path, c
 
     claims = Claims(RacingMount(tmp_path), atomic_create=False, clock=clock)
     assert claims.claim("cid", "m1", TTL) is None
+
+
+def test_with_a_bucket_configured_the_reply_claims_through_the_oss_api(reply, reply_env, use_env, llm, sink):
+    server = FakeOSS().start()
+    try:
+        use_env({**reply_env, "OSS_BUCKET": server.bucket, "OSS_ENDPOINT": server.endpoint})
+        event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+        outcomes = [json.loads(reply(event, context("reply")))["status"] for _ in range(2)]
+        assert outcomes == ["answered", "duplicate"]
+        [(key, (data, _))] = server.objects.items()
+        assert key.startswith("dingbot/claims/") and json.loads(data)["state"] == "handled"
+    finally:
+        server.stop()
