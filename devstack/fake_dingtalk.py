@@ -79,6 +79,7 @@ class WebhookSink(LoopbackServer):
         self.messages: List[Dict[str, Any]] = []
         self.attempts = 0
         self.faults: Deque[Dict[str, Any]] = deque()
+        self.api_calls: List[Dict[str, Any]] = []
         self.changed = threading.Condition()
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
@@ -149,8 +150,17 @@ class _SinkHandler(JsonHandler):
             self.server.changed.notify_all()
         self.send_json(200, {"success": True, "result": {"outTrackId": body["outTrackId"]}})
 
-    def do_PUT(self) -> None:
+    def _record(self) -> Dict[str, Any]:
+        """Read the JSON body; OpenAPI calls are kept in ``api_calls`` as DingTalk would see them."""
         body = json.loads(self.read_body() or b"{}")
+        if self.path.startswith("/v1.0/"):
+            with self.server.changed:
+                self.server.api_calls.append({"method": self.command, "path": urlsplit(self.path).path, "body": body,
+                                              "headers": {k.lower(): v for k, v in self.headers.items()}})
+        return body
+
+    def do_PUT(self) -> None:
+        body = self._record()
         if urlsplit(self.path).path != "/v1.0/card/streaming":
             self.send_json(404, {"code": "NotFound", "message": self.path})
             return
@@ -169,7 +179,7 @@ class _SinkHandler(JsonHandler):
         self.send_json(200, {"success": True, "result": True})
 
     def do_POST(self) -> None:
-        body = json.loads(self.read_body() or b"{}")
+        body = self._record()
         path = urlsplit(self.path).path
         if path == "/v1.0/oauth2/accessToken":
             return self._access_token(body)

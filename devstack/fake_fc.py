@@ -1,16 +1,20 @@
 """A local FC API: accepts async invocations (2.0 and 3.0 paths) and runs the reply function.
 
 FC 2.0 requests must carry a valid ``FC <AccessKeyId>:<signature>`` made with the local STS
-secret (checked with the ``fc2`` SDK's own signer, so a receiver that signs wrongly fails here
-as it would on FC). Accepted invocations answer 202 and go to worker processes that each hold
+secret (checked with the ``fc2`` SDK's own signer); FC 3.0 requests a valid ``ACS3-HMAC-SHA256``
+signature (checked with Alibaba Cloud's official signer). A receiver that signs wrongly fails
+here as it would on FC. Accepted invocations answer 202 and go to worker processes that each hold
 the reply function with its own environment. A repeated task id answers 409, as FC does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -152,10 +156,29 @@ def _fc2_signature_ok(handler: JsonHandler, credentials: Credentials) -> bool:
     return headers.get("authorization") == expected and headers.get("x-fc-security-token") == credentials.security_token
 
 
-def _fc3_credentials_ok(handler: JsonHandler, credentials: Credentials) -> bool:
+def _fc3_signature_ok(handler: JsonHandler, credentials: Credentials, body: bytes) -> bool:
+    """Recompute the ACS3-HMAC-SHA256 signature over the headers the request says it signed, with the
+    official signer (``alibabacloud_openapi_util``), as the FC API does; the STS token must match too."""
+    from types import SimpleNamespace
+
+    from alibabacloud_openapi_util.client import Client as OfficialSigner
+
     authorization = handler.headers.get("Authorization") or ""
-    return (authorization.startswith(f"ACS3-HMAC-SHA256 Credential={credentials.access_key_id},")
-            and handler.headers.get("x-acs-security-token") == credentials.security_token)
+    match = re.fullmatch(r"ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]+),Signature=([0-9a-f]+)",
+                         authorization)
+    if not match or match.group(1) != credentials.access_key_id:
+        return False
+    received = {k.lower(): v for k, v in handler.headers.items()}
+    signed = match.group(2).split(";")
+    payload_hash = hashlib.sha256(body).hexdigest()
+    if received.get("x-acs-content-sha256") != payload_hash or not {"host", "x-acs-date"} <= set(signed):
+        return False
+    request = SimpleNamespace(method=handler.command, pathname=handler.path.split("?")[0], query={},
+                              headers={name: received.get(name, "") for name in signed})
+    expected = OfficialSigner.get_authorization(request, "ACS3-HMAC-SHA256", payload_hash, credentials.access_key_id,
+                                                credentials.access_key_secret)
+    return hmac.compare_digest(expected, authorization) and \
+        received.get("x-acs-security-token") == credentials.security_token
 
 
 class _Handler(JsonHandler):
@@ -174,8 +197,8 @@ class _Handler(JsonHandler):
                 return self._error(403, "SignatureNotMatch", "the FC signature does not match")
         elif path == f"{FC3_PREFIX}{fc.function_name}/invocations":
             api, task_header = "fc3", "x-fc-async-task-id"
-            if not _fc3_credentials_ok(self, fc.credentials):
-                return self._error(403, "InvalidAccessKeyId", "unknown access key or missing STS token")
+            if not _fc3_signature_ok(self, fc.credentials, payload):
+                return self._error(403, "SignatureNotMatch", "the ACS3 signature or the STS token does not match")
         else:
             return self._error(404, "FunctionNotFound", f"no function at {path}")
         if (self.headers.get("x-fc-invocation-type") or "").lower() != "async":

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Build the FC code packages: ``build/<function>/`` (for ``s deploy``) and ``dist/<function>.zip`` (console).
 
-Each package has ``index.py`` at its root, ``shared/`` beside it, and the third-party packages the
-python3.10 runtime lacks, installed for Linux x86_64 / CPython 3.10 from manylinux wheels. FC's
-code directory is read-only, so Python cannot cache bytecode there: the package ships it,
-compiled by a CPython 3.10 with hash-based pycs that stay valid whatever mtimes unzipping gives.
+Each package has ``index.py`` at its root, the parts of ``shared/`` the function uses beside it,
+and the third-party packages the python3.10 runtime lacks: exactly the versions pinned in the
+function's ``requirements.lock``, installed for Linux x86_64 / CPython 3.10 from manylinux wheels.
+What the runtime provides (``requests``, ``aliyun-fc2``, ``oss2``) is not bundled, nor what only
+they need (``urllib3``, ``charset-normalizer`` ...); a dependency that a bundled package needs too
+(``idna``, ``certifi`` ...) is bundled at its pinned version. FC's code directory is read-only, so
+Python cannot cache bytecode there: the package ships it, compiled by a CPython 3.10 with
+hash-based pycs that stay valid whatever mtimes unzipping gives.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Set
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("dingtalk_conversation", "dingtalk_chatgpt_reply")
@@ -26,11 +30,7 @@ RUNTIME_PROVIDED = {"requests", "aliyun-fc2", "oss2"}
 TARGET_PYTHON = "3.10"
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64", "linux_x86_64")
 PRUNE_DIRS = {"__pycache__", "tests", "test", "testing"}
-# alibabacloud-dingtalk ships a module for each of DingTalk's ~120 APIs (about 90 MB); the bundle uses two.
-# Pure-Python dependencies published only as source archives: built into universal wheels first, since a
-# cross-platform install (--platform) accepts nothing but wheels.
-SOURCE_ONLY = ("alibabacloud-endpoint-util", "alibabacloud-gateway-dingtalk")
-SDK_MODULES_USED = {"alibabacloud_dingtalk": {"__init__.py", "card_1_0", "oauth2_1_0"}}
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 # shared/ is arranged by function: each package carries the common code and its own part only.
 SHARED_PARTS = {"dingtalk_conversation": ("common", "receiver"), "dingtalk_chatgpt_reply": ("common", "reply")}
@@ -52,47 +52,55 @@ def find_python310() -> Optional[str]:
     return None
 
 
-def bundled_requirements(function: str) -> List[str]:
-    lines = (ROOT / function / "requirements.txt").read_text().splitlines()
-    wanted = []
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        name = line.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower()
-        if line and name not in RUNTIME_PROVIDED:
-            wanted.append(line)
-    return wanted
+def normal_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def install_dependencies(requirements: List[str], target: Path, python310: Optional[str]) -> None:
-    """Resolve with CPython 3.10's own pip when there is one: pip evaluates dependency markers such as
-    ``python_version < "3.11"`` (anyio → exceptiongroup) against the interpreter that runs it."""
-    if not requirements:
-        return
-    pip = [python310 or sys.executable, "-m", "pip"]
-    quiet = ["--quiet", "--disable-pip-version-check"]
-    env = {**os.environ, "PIP_ROOT_USER_ACTION": "ignore"}
-    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as wheelhouse:
-        # Universal (py3-none-any) wheels: this venv's pip builds them with PEP 517 isolation.
-        subprocess.run([sys.executable, "-m", "pip", "wheel", *quiet, "--no-deps", "--wheel-dir", wheelhouse,
-                        *SOURCE_ONLY], check=True, env=env)
-        platform_args = [arg for p in PLATFORMS for arg in ("--platform", p)]
-        subprocess.run([*pip, "install", *quiet, "--no-compile", "--target", str(target), "--find-links", wheelhouse,
-                        "--implementation", "cp", "--python-version", TARGET_PYTHON, "--only-binary=:all:",
-                        *platform_args, *requirements], check=True, env=env)
-
-
-def prune_sdk_modules(directory: Path) -> None:
-    for package_name, keep in SDK_MODULES_USED.items():
-        root = directory / package_name
-        if not root.is_dir():
+def read_lock(path: Path) -> Dict[str, Set[str]]:
+    """``name==version`` -> what needs it, from uv's ``# via`` notes (``-r ...`` for a top-level requirement)."""
+    pins: Dict[str, Set[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        pin = PIN.match(line)
+        if pin:
+            current = f"{normal_name(pin.group(1))}=={pin.group(2)}"
+            pins[current] = set()
             continue
-        for entry in root.iterdir():
-            if entry.name in keep:
+        note = line.strip().lstrip("#").strip()
+        if current and note and note != "via":
+            source = note[len("via"):].strip() if note.startswith("via ") else note
+            pins[current].add(source if source.startswith("-r") else normal_name(source))
+    return pins
+
+
+def bundled_pins(function: str) -> List[str]:
+    """The pinned distributions the package carries: not provided by the runtime, and needed by the
+    function itself or by another bundled distribution."""
+    pins = read_lock(ROOT / function / "requirements.lock")
+    names = {pin.split("==")[0]: pin for pin in pins}
+    bundled: Set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for pin, needed_by in pins.items():
+            name = pin.split("==")[0]
+            if name in RUNTIME_PROVIDED or pin in bundled:
                 continue
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            if any(source.startswith("-r") or names.get(source) in bundled for source in needed_by):
+                bundled.add(pin)
+                changed = True
+    return sorted(bundled)
+
+
+def install_dependencies(pins: List[str], target: Path) -> None:
+    """Exactly the pinned wheels, no resolution: the lock was made for CPython 3.10 on Linux x86_64."""
+    if not pins:
+        return
+    platform_args = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                    "--no-deps", "--target", str(target), "--implementation", "cp", "--python-version", TARGET_PYTHON,
+                    "--only-binary=:all:", *platform_args, *pins], check=True,
+                   env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
 
 
 def prune(directory: Path) -> None:
@@ -117,11 +125,10 @@ def build(function: str, build_root: Path, python310: Optional[str]) -> Path:
     target = build_root / function
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    install_dependencies(bundled_requirements(function), target, python310)
+    install_dependencies(bundled_pins(function), target)
     shutil.copy2(ROOT / function / "index.py", target / "index.py")
     copy_shared(function, target / "shared")
     prune(target)
-    prune_sdk_modules(target)
     compile_bytecode(target, python310)
     return target
 

@@ -10,6 +10,8 @@ from devstack.fake_llm import offline_answer
 from shared.common.errors import ConfigError
 from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply.config import ReplyConfig
+from shared.reply.dingtalk.openapi import TokenCache
+from shared.reply.dingtalk.session import dingtalk_session
 
 
 @pytest.fixture
@@ -137,14 +139,12 @@ def test_webhook_mode_is_the_default():
 
 
 def test_access_token_is_renewed_five_minutes_before_it_expires(stream_env, sink):
-    from shared.reply.dingtalk.cards import TokenCache
-
     now = [1000.0]
     cache = TokenCache(clock=lambda: now[0])
-    settings = ReplyConfig.from_env(stream_env).card
-    first = cache.get(settings)
+    app = ReplyConfig.from_env(stream_env).app
+    first = cache.get(app, dingtalk_session())
     now[0] += 7200 - 301
-    assert cache.get(settings) == first and sink.token_requests == 1
+    assert cache.get(app, dingtalk_session()) == first and sink.token_requests == 1
     now[0] += 2
-    cache.get(settings)
+    cache.get(app, dingtalk_session())
     assert sink.token_requests == 2

@@ -56,12 +56,13 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             return json.dumps({"status": "misconfigured", "variable": exc.variable})
         log.setup(config.log_level)
         log.add_secret(config.api_key)
-        if config.card:
-            log.add_secret(config.card.app_secret)
+        if config.app:
+            log.add_secret(config.app.app_secret)
         sender = WebhookSender(config.allowed_webhook_hosts)
         try:
             storage = Storage.open(config, getattr(context, "credentials", None))
-            status = Replier(config, storage, ChatModel(config), sender, card_factory(config.card)).process(message)
+            replier = Replier(config, storage, ChatModel(config), sender, card_factory(config.card, config.app))
+            status = replier.process(message)
         except Exception:
             logger.exception("unexpected failure")
             _tell(sender, message, texts.INTERNAL)

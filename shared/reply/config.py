@@ -41,26 +41,44 @@ def allowed_webhook_hosts(read: EnvReader) -> Tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class CardSettings:
-    """Streaming into a DingTalk AI card: needs the app's key and secret and a card template."""
+class DingTalkApp:
+    """The app's credentials (开放平台 → 凭证与基础信息) and where its API lives; the OpenAPI needs them."""
 
     app_key: str
     app_secret: str
+    api_endpoint: str
+
+    @property
+    def robot_code(self) -> str:
+        """An enterprise-internal app's robot is addressed by the app's key."""
+        return self.app_key
+
+    @classmethod
+    def read(cls, read: EnvReader) -> Optional["DingTalkApp"]:
+        """None unless ``DINGTALK_APP_KEY`` is set; then the AppSecret is needed in this function too."""
+        app_key = read.text("DINGTALK_APP_KEY")
+        if not app_key:
+            return None
+        secret = read.required("DINGTALK_APP_SECRET", "DINGTALK_APP_KEY is set, so the reply function needs the "
+                                                      "app's AppSecret too")
+        return cls(app_key, secret, read.url("DINGTALK_API_ENDPOINT", DEFAULT_DINGTALK_API))
+
+
+@dataclass(frozen=True)
+class CardSettings:
+    """Streaming into a DingTalk AI card: needs the app and a card template."""
+
     template_id: str
     content_key: str
-    api_endpoint: str
     update_interval_seconds: float
 
     @classmethod
-    def read(cls, read: EnvReader) -> Optional["CardSettings"]:
-        """None (webhook mode) unless both ``DINGTALK_APP_KEY`` and ``DINGTALK_CARD_TEMPLATE_ID`` are set."""
-        app_key, template = read.text("DINGTALK_APP_KEY"), read.text("DINGTALK_CARD_TEMPLATE_ID")
-        if not app_key or not template:
+    def read(cls, read: EnvReader, app: Optional[DingTalkApp]) -> Optional["CardSettings"]:
+        """None (webhook mode) unless the app and ``DINGTALK_CARD_TEMPLATE_ID`` are set."""
+        template = read.text("DINGTALK_CARD_TEMPLATE_ID")
+        if app is None or not template:
             return None
-        secret = read.required("DINGTALK_APP_SECRET", "card streaming needs the app's AppSecret in the reply "
-                                                      "function too")
-        return cls(app_key, secret, template, read.text("DINGTALK_CARD_CONTENT_KEY") or "content",
-                   read.url("DINGTALK_API_ENDPOINT", DEFAULT_DINGTALK_API),
+        return cls(template, read.text("DINGTALK_CARD_CONTENT_KEY") or "content",
                    read.number("CARD_UPDATE_INTERVAL_MS", 300, int, 50, 10000) / 1000)
 
 
@@ -82,6 +100,7 @@ class ReplyConfig:
     llm_max_retries: int
     allowed_conversations: Tuple[str, ...]
     allowed_users: Tuple[str, ...]
+    app: Optional[DingTalkApp]
     card: Optional[CardSettings]
     log_level: int
 
@@ -96,6 +115,7 @@ class ReplyConfig:
         read = EnvReader(env)
         base_url = llm_base_url(read.url("ENDPOINT", DEFAULT_LLM_ENDPOINT))
         temperature = read.text("TEMPERATURE")
+        app = DingTalkApp.read(read)
         return read.finish(cls(
             api_key=_api_key(read, base_url),
             llm_base_url=base_url,
@@ -113,7 +133,8 @@ class ReplyConfig:
             llm_max_retries=read.number("LLM_MAX_RETRIES", 2, int, 0, 5),
             allowed_conversations=read.id_list("ALLOWED_CONVERSATIONS"),
             allowed_users=read.id_list("ALLOWED_USERS"),
-            card=CardSettings.read(read),
+            app=app,
+            card=CardSettings.read(read, app),
             log_level=read.log_level(),
         ))
 

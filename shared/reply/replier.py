@@ -45,7 +45,7 @@ class Replier:
     storage: Storage
     model: ChatModel
     sender: WebhookSender
-    cards: CardFactory = field(default_factory=lambda: card_factory(None))
+    cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
 
     def process(self, message: IncomingMessage) -> str:
         """Answer one message; return what happened (for logs, tests and the local stack)."""

@@ -11,7 +11,6 @@ messages, so the body is always checked.
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from urllib3.util import parse_url
 from shared.common import log
 from shared.common.errors import WebhookError
 from shared.reply.backoff import Backoff, fits
+from shared.reply.dingtalk.session import dingtalk_session
 
 THROTTLED = {130101, 130102}
 SESSION_GONE = {300001}
@@ -35,18 +35,6 @@ RATE_LIMIT_WINDOW_SECONDS = 60.0
 AMBIGUOUS = re.compile(r"[\\@\s\x00-\x1f\x7f]|%(2f|5c|40|00|2e|3f|23)", re.I)
 
 logger = log.get("webhook")
-
-
-@functools.lru_cache(maxsize=1)
-def shared_session() -> requests.Session:
-    """One session per FC instance: warm invocations reuse the kept-alive TLS connection to DingTalk.
-
-    It only ever talks to the allow-listed DingTalk hosts, so it skips the proxy and netrc lookups in
-    the environment that requests otherwise repeats on every call (about 1 ms each time).
-    """
-    session = requests.Session()
-    session.trust_env = False
-    return session
 
 
 @dataclass(frozen=True)
@@ -87,7 +75,7 @@ class WebhookSender:
                  timeout: float = 10.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, backoff: Backoff = Backoff()) -> None:
         self.allowed_hosts = allowed_hosts
-        self.session = session or shared_session()
+        self.session = session or dingtalk_session()
         self.timeout = timeout
         self.clock = clock
         self.sleep = sleep
