@@ -20,7 +20,7 @@ help:
 	@echo "make send   send a signed test message: ARGS='--url URL --secret SECRET 你好'"
 	@echo "make package  dist/*.zip for the FC console (Linux x86_64, CPython 3.10)"
 	@echo "make doctor   check a configuration (.env) before or after deploying"
-	@echo "make bench    measure against the tutorial's approach; writes docs/performance.md"
+	@echo "make bench    measure against the tutorial's approach (.local/bench/performance.md; ARGS=--write: docs/)"
 	@echo "make lock     re-pin every dependency (requirements-dev.lock, */requirements.lock) with uv"
 
 $(STAMP):

@@ -31,13 +31,15 @@ def latencies(settings: StackSettings, count: int) -> List[float]:
 
 def run(section: Section, quick: bool) -> None:
     count = 50 if quick else 200
-    state = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    base = latencies(StackSettings(state_dir=state / "baseline", fc2=True,
-                                   receiver_dir=BASELINE / "dingtalk_conversation",
-                                   reply_dir=BASELINE / "dingtalk_chatgpt_reply"), count)
-    for name, fc2 in (("FC 2.0 form", True), ("FC 3.0 form", False)):
-        ours = latencies(StackSettings(state_dir=state / name.replace(" ", ""), fc2=fc2), count)
-        for q in (50, 99):
-            section.add(f"message in → answer at webhook, p{q}, {name}", percentile(ours, q), percentile(base, q), "ms")
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as temporary:
+        state = Path(temporary)
+        base = latencies(StackSettings(state_dir=state / "baseline", fc2=True,
+                                       receiver_dir=BASELINE / "dingtalk_conversation",
+                                       reply_dir=BASELINE / "dingtalk_chatgpt_reply"), count)
+        for name, fc2 in (("FC 2.0 form", True), ("FC 3.0 form", False)):
+            ours = latencies(StackSettings(state_dir=state / name.replace(" ", ""), fc2=fc2), count)
+            for q in (50, 99):
+                section.add(f"message in → answer at webhook, p{q}, {name}", percentile(ours, q), percentile(base, q),
+                            "ms")
     section.notes.append(f"{count} sequential messages in one conversation through receiver → FC API → reply worker → "
                          "offline model → webhook sink, all on loopback.")

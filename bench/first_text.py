@@ -24,8 +24,13 @@ def visible(stack: LocalStack, stream: bool, conversation: str, messages_before:
 
 
 def first_text_ms(stream: bool, count: int) -> List[float]:
-    settings = StackSettings(state_dir=Path(tempfile.mkdtemp(prefix="bench-ttft-")), stream=stream,
-                             stream_delay=MODEL_CHUNK_SECONDS, reply_env={"TIMEOUT": "60"})
+    with tempfile.TemporaryDirectory(prefix="bench-ttft-") as state:
+        settings = StackSettings(state_dir=Path(state), stream=stream, stream_delay=MODEL_CHUNK_SECONDS,
+                                 reply_env={"TIMEOUT": "60"})
+        return _first_text_ms(settings, stream, count)
+
+
+def _first_text_ms(settings: StackSettings, stream: bool, count: int) -> List[float]:
     samples = []
     with LocalStack(settings) as stack:
         stack.send("热身")

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""``make bench``: every figure as ours / baseline, measured in this run; writes docs/performance.md."""
+"""``make bench``: every figure as ours / baseline, measured in this run.
+
+The report goes to ``.local/bench/performance.md``; ``--write`` puts it in ``docs/performance.md``
+(the committed figures the README quotes) instead.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,11 @@ from bench.stats import Section, markdown  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for the report)")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md (the committed report)")
+    parser.add_argument("--output", type=Path, help="write the report here (default .local/bench/performance.md)")
     args = parser.parse_args()
+    args.output = args.output or (ROOT / "docs" / "performance.md" if args.write else
+                                  ROOT / ".local" / "bench" / "performance.md")
     logging.basicConfig(level=logging.CRITICAL, handlers=[logging.NullHandler()])
     sections = {key: Section(title) for key, title in (
         ("handler", "Receiver: in-process handler time"),

@@ -10,6 +10,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import API_KEY
+
+from devstack.fake_dingtalk import callback_body
+from shared.receiver.dingtalk.callback import parse_callback
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -105,13 +109,24 @@ print(json.dumps({"status": result["statusCode"], "file": index.__file__, "heavy
 
 
 @needs_310
-def test_reply_zip_imports_the_openai_sdk_on_python310(built, tmp_path):
+def test_reply_zip_answers_on_python310_and_carries_nothing_a_webhook_answer_does_not_import(
+        built, tmp_path, llm, sink):
     dist, runtime = built
     code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
-    script = """
-import json, index, openai
-client = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1")
-print(json.dumps({"status": json.loads(index.handler(b"not json", None))["status"], "openai": openai.__file__}))
+    (tmp_path / "oss").mkdir()
+    event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    script = f"""
+import json, sys, index
+class Ctx: request_id = "r"; credentials = None
+status = json.loads(index.handler({event!r}, Ctx()))["status"]
+print(json.dumps({{"status": status, "modules": sorted({{m.split(".")[0] for m in sys.modules}}),
+                  "openai": sys.modules["openai"].__file__}}))
 """
-    outcome = run_isolated(code, runtime, script, {"PATH": "/usr/bin:/bin"})
-    assert outcome["status"] == "malformed" and outcome["openai"].startswith(str(code))
+    env = {"PATH": "/usr/bin:/bin", "CHATGPT_API_KEY": API_KEY, "ENDPOINT": llm.url,
+           "OSS_MOUNT_POINT": str(tmp_path / "oss"), "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1"}
+    outcome = run_isolated(code, runtime, script, env)
+    assert outcome["status"] == "answered" and outcome["openai"].startswith(str(code))
+    assert "你好" in sink.wait_for(1)[0]["text"]["content"]
+    carried = {p.name.removesuffix(".py") for p in code.iterdir()
+               if p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
+    assert carried - set(outcome["modules"]) == set()
