@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import socket
 import threading
@@ -58,8 +59,12 @@ class LoopbackServer(ThreadingHTTPServer):
 
     @staticmethod
     def ensure_free(port: int, option: str, host: str = "127.0.0.1") -> None:
-        """Fail with a clear message before a child process finds the port taken."""
+        """Fail with a clear message before a server or a child process finds the port taken.
+
+        ``SO_REUSEADDR``, as every server here sets it: connections a previous run left in TIME_WAIT
+        do not block the port, so only a live listener makes it "in use"."""
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as exc:
@@ -92,8 +97,12 @@ class LoopbackServer(ThreadingHTTPServer):
 
 
 def _port_message(port: int, host: str, exc: OSError, option: str = "the matching --...-port option") -> str:
-    return (f"port {port} on {host} is not available ({exc.strerror}); stop what uses it or pick another "
-            f"port with {option} (e.g. `make run ARGS=\"{option} {port + 1}\"`)")
+    if exc.errno == errno.EADDRINUSE:
+        what = (f"port {port} on {host} is in use by a running program (another `make run`?); stop it, or pick "
+                f"another port")
+    else:
+        what = f"port {port} on {host} cannot be used ({exc.strerror}); pick another port"
+    return f"{what} with {option}, e.g. make run ARGS=\"{option} {port + 1 if port < 65535 else 8001}\""
 
 
 def free_port() -> int:

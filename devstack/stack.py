@@ -27,21 +27,21 @@ RECEIVER_DIR = ROOT / "dingtalk_conversation"
 REPLY_DIR = ROOT / "dingtalk_chatgpt_reply"
 REPLY_FUNCTION = "dingtalk_chatgpt_reply"
 OFFLINE_KEY = "sk-offline-local-key"
+LOCAL_APP_SECRET = "local-app-secret"
 
 
 @dataclass
 class RealModel:
-    """A real OpenAI-compatible endpoint, chosen when an API key is configured."""
+    """A real OpenAI-compatible endpoint: the reply function's model settings, named as on FC."""
 
-    api_key: str
-    endpoint: str = "https://api.openai.com"
-    model: Optional[str] = None
+    env: Dict[str, str]
+    description: str
 
 
 @dataclass
 class StackSettings:
     state_dir: Path = ROOT / ".local"
-    app_secret: str = "local-app-secret"
+    app_secret: str = LOCAL_APP_SECRET
     fc2: bool = False
     receiver_port: int = 0
     fc_port: int = 0
@@ -88,10 +88,7 @@ class LocalStack:
         env = {"OSS_MOUNT_POINT": str(self.oss_dir), "HISTORY_LENGTH": str(s.history_length),
                "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "TIMEOUT": "30", "VERBOSE": "20"}
         if s.real_model:
-            env.update({"ENDPOINT": s.real_model.endpoint, "CHATGPT_API_KEY": s.real_model.api_key,
-                        "USER_API_KEY": s.real_model.api_key})
-            if s.real_model.model:
-                env["MODEL"] = s.real_model.model
+            env.update(s.real_model.env)
         else:
             env.update({"ENDPOINT": self.llm.url, "CHATGPT_API_KEY": OFFLINE_KEY, "USER_API_KEY": OFFLINE_KEY,
                         "MODEL": "offline-demo"})
@@ -111,6 +108,10 @@ class LocalStack:
 
     def start(self) -> "LocalStack":
         s = self.settings
+        for port, option in ((s.receiver_port, "--receiver-port"), (s.fc_port, "--fc-port"),
+                             (s.dingtalk_port, "--dingtalk-port"), (s.llm_port, "--llm-port")):
+            if port:
+                LoopbackServer.ensure_free(port, option)
         self.oss_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -127,11 +128,7 @@ class LocalStack:
         return self
 
     def _start_receiver(self) -> None:
-        port = self.settings.receiver_port
-        if port:
-            LoopbackServer.ensure_free(port, "--receiver-port")
-        else:
-            port = free_port()
+        port = self.settings.receiver_port or free_port()
         command = [sys.executable, "-m", "devstack.http_runtime", str(self.settings.receiver_dir), "--port", str(port)]
         if self.settings.fc2:
             command.append("--fc2")

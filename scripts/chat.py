@@ -68,7 +68,7 @@ class Chat:
         result: list = []
         sender = threading.Thread(target=lambda: result.append(self.stack.send(
             text, group=self.in_group, conversation_id=conversation, sender_nick=self.user,
-            sender_staff_id=self.staff_id)))
+            sender_staff_id=self.staff_id)), daemon=True)
         sender.start()
         streamed = self.follow_card(space, known, sender)
         sender.join()
@@ -121,6 +121,8 @@ def main() -> int:
                     chat.say(line)
             except EOFError:
                 break
+            except KeyboardInterrupt:
+                print("\n  (stopped waiting for this answer; Ctrl-C again at the prompt, /quit or Ctrl-D to leave)")
     finally:
         stack.stop()
         print("stopped.")
@@ -128,4 +130,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nstopped.")
+        sys.exit(130)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """``make doctor``: check a configuration before or after deploying; each check prints OK or what to fix.
 
-Reads ``.env`` (the file ``s deploy`` uses) and the environment. Optional live checks:
-  --oss-dir PATH   the OSS mount (or any directory) is writable
+Reads ``.env`` (the file ``s deploy`` uses) and the environment, and reports every problem it finds
+in one run. Optional live checks (pass them as make doctor ARGS="--url https://...  --check-llm"):
+  --oss-dir PATH   an existing directory (the OSS mount on FC) is writable; nothing is created
   --check-llm      one tiny request to the model endpoint with the configured key
   --url URL        the deployed receiver answers a signed probe (a signed empty body: 400 means the
                    signature was accepted and nothing was invoked; 403 means the secret differs)
@@ -11,22 +12,21 @@ Reads ``.env`` (the file ``s deploy`` uses) and the environment. Optional live c
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devstack.dotenv import read_dotenv, reply_environment  # noqa: E402
 from devstack.fake_dingtalk import signed_headers  # noqa: E402
-from devstack.settings import read_dotenv  # noqa: E402
 from shared.common.errors import ConfigError  # noqa: E402
 from shared.receiver.config import ReceiverConfig  # noqa: E402
 from shared.reply.config import ReplyConfig  # noqa: E402
@@ -34,6 +34,8 @@ from shared.reply.config import ReplyConfig  # noqa: E402
 ROLE_ARN = re.compile(r"^acs:ram::\d+:role/[\w.\-]+$", re.I)
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 OSS_ENDPOINT = re.compile(r"^https?://oss-[a-z0-9-]+(-internal)?\.aliyuncs\.com/?$")
+# Values that must be the user's own: a .env still holding .env.example's sample would deploy against it.
+PERSONAL = ("FC_ROLE_ARN", "OSS_BUCKET")
 
 
 @dataclass
@@ -46,38 +48,42 @@ class Result:
         return f"{'OK ' if self.ok else 'FIX'}  {self.name}: {self.detail}"
 
 
-def reply_env(env: Mapping[str, str]) -> Dict[str, str]:
-    """``.env`` names the model endpoint ``LLM_ENDPOINT`` (``ENDPOINT`` means the FC API to the receiver)."""
-    out = dict(env)
-    if env.get("LLM_ENDPOINT"):
-        out["ENDPOINT"] = env["LLM_ENDPOINT"]
-    return out
+def check_dotenv(path: Path) -> List[Result]:
+    dotenv = read_dotenv(path)
+    if not dotenv.exists:
+        return [Result(False, ".env", f"no {path} here: cp .env.example .env, then fill it in")]
+    results = [Result(False, ".env", warning) for warning in dotenv.warnings]
+    if dotenv.values.get("ENDPOINT"):
+        results.append(Result(False, "ENDPOINT", "in .env this name is ambiguous (the FC API for the receiver, the "
+                                                 "model for the reply): name the model service LLM_ENDPOINT; the "
+                                                 "receiver finds the FC API by itself"))
+    return results or [Result(True, ".env", f"{len(dotenv.values)} settings read from {path.name}")]
 
 
-def check_receiver_config(env: Mapping[str, str]) -> Result:
+def _problems(read: Callable[[Mapping[str, str]], object], env: Mapping[str, str], check: str,
+              summary: Callable[[object], str]) -> List[Result]:
     try:
-        config = ReceiverConfig.from_env(env)
+        config = read(env)
     except ConfigError as exc:
-        return Result(False, "receiver settings", str(exc))
-    api = f"FC 2.0 API, service {config.service_name}" if config.uses_fc2_api else "FC 3.0 API"
-    endpoint = config.fc_endpoint or "<account>.<region>-internal.fc.aliyuncs.com (derived at run time)"
-    return Result(True, "receiver settings", f"invokes {config.reply_function} via {api} at {endpoint}")
+        return [Result(False, f"{check}: {problem.variable}", problem.problem) for problem in exc.all]
+    return [Result(True, check, summary(config))]
 
 
-def load_reply_config(env: Mapping[str, str], check: str) -> Tuple[Optional[ReplyConfig], Optional[Result]]:
-    """The reply function's settings, or the failed check that names the variable to fix."""
-    try:
-        return ReplyConfig.from_env(reply_env(env)), None
-    except ConfigError as exc:
-        return None, Result(False, check, str(exc))
+def check_receiver_config(env: Mapping[str, str]) -> List[Result]:
+    def summary(config: ReceiverConfig) -> str:
+        api = f"FC 2.0 API, service {config.service_name}" if config.uses_fc2_api else "FC 3.0 API"
+        endpoint = config.fc_endpoint or "<account>.<region>-internal.fc.aliyuncs.com (derived at run time)"
+        return f"invokes {config.reply_function} via {api} at {endpoint}"
+
+    return _problems(ReceiverConfig.from_env, {k: v for k, v in env.items() if k != "ENDPOINT"}, "receiver settings",
+                     summary)
 
 
-def check_reply_config(env: Mapping[str, str]) -> Result:
-    config, failure = load_reply_config(env, "reply settings")
-    if config is None:
-        return failure
-    return Result(True, "reply settings", f"model {config.model} at {config.llm_base_url}, "
-                                          f"{config.history_length} turns of history")
+def check_reply_config(env: Mapping[str, str]) -> List[Result]:
+    def summary(config: ReplyConfig) -> str:
+        return f"model {config.model} at {config.llm_base_url}, {config.history_length} turns of history"
+
+    return _problems(ReplyConfig.from_env, reply_environment(env), "reply settings", summary)
 
 
 def check_pattern(env: Mapping[str, str], name: str, pattern: re.Pattern, fix: str) -> Result:
@@ -90,21 +96,26 @@ def check_pattern(env: Mapping[str, str], name: str, pattern: re.Pattern, fix: s
 
 
 def check_oss_dir(directory: Path) -> Result:
+    """Never creates the directory: on FC a missing mount point means the mount is not configured, and a
+    directory made here would be a local one that the bot's history silently disappears into."""
+    if not directory.is_dir():
+        return Result(False, "OSS mount", f"{directory} does not exist or is not a directory: check the function's "
+                                          f"OSS mount (mountDir) or OSS_MOUNT_POINT")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-", delete=True) as probe:
             probe.write(b"ok")
             probe.flush()
     except OSError as exc:
-        return Result(False, "OSS mount", f"{directory} is not writable ({exc.strerror}); check the mount and the "
-                                          f"function role's OSS permissions")
+        return Result(False, "OSS mount", f"{directory} is not writable ({exc.strerror}); check that the mount is "
+                                          f"read-write and the function role's OSS permissions")
     return Result(True, "OSS mount", f"{directory} is writable")
 
 
 def check_llm(env: Mapping[str, str]) -> Result:
-    config, failure = load_reply_config(env, "model endpoint")
-    if config is None:
-        return failure
+    try:
+        config = ReplyConfig.from_env(reply_environment(env))
+    except ConfigError as exc:
+        return Result(False, "model endpoint", f"not checked: {exc}")
     import openai
 
     client = openai.OpenAI(base_url=config.llm_base_url, api_key=config.api_key, timeout=20, max_retries=0)
@@ -137,26 +148,35 @@ def check_receiver_url(url: str, secret: str) -> Result:
     return Result(False, "receiver URL", f"unexpected HTTP {response.status_code}: {response.text[:200]}")
 
 
-def run_checks(env: Mapping[str, str], args: argparse.Namespace) -> List[Result]:
-    checks: List[Callable[[], Result]] = [
-        lambda: check_receiver_config(env),
-        lambda: check_reply_config(env),
+def check_deploy_values(env: Mapping[str, str], example: Dict[str, str]) -> List[Result]:
+    results = [
+        check_pattern(env, "REGION", re.compile(r"^[a-z]{2}-[a-z0-9-]+$"), "e.g. cn-hangzhou"),
+        check_pattern(env, "FC_ROLE_ARN", ROLE_ARN, "acs:ram::<account id>:role/<name> of a RAM role"),
+        check_pattern(env, "OSS_BUCKET", BUCKET, "the bucket name only, lower-case"),
+        check_pattern(env, "OSS_ENDPOINT", OSS_ENDPOINT, "e.g. http://oss-cn-hangzhou-internal.aliyuncs.com"),
     ]
+    for index, result in enumerate(results):
+        sample = example.get(result.name)
+        if result.ok and result.name in PERSONAL and sample and env.get(result.name, "").strip() == sample:
+            results[index] = Result(False, result.name, f"still the example's placeholder {sample!r}; put yours")
+    region, endpoint = env.get("REGION", "").strip(), env.get("OSS_ENDPOINT", "")
+    if results[0].ok and results[3].ok and f"oss-{region}" not in endpoint:
+        results.append(Result(False, "OSS_ENDPOINT", f"is not in REGION {region}: the OSS mount needs the bucket's "
+                                                     f"endpoint in the functions' region"))
+    return results
+
+
+def run_checks(env: Mapping[str, str], args: argparse.Namespace) -> List[Result]:
+    results = check_dotenv(args.env_file) + check_receiver_config(env) + check_reply_config(env)
     if args.deploy:
-        checks += [
-            lambda: check_pattern(env, "REGION", re.compile(r"^[a-z]{2}-[a-z0-9-]+$"), "e.g. cn-hangzhou"),
-            lambda: check_pattern(env, "FC_ROLE_ARN", ROLE_ARN, "acs:ram::<account id>:role/<name> of a RAM role"),
-            lambda: check_pattern(env, "OSS_BUCKET", BUCKET, "the bucket name only, lower-case"),
-            lambda: check_pattern(env, "OSS_ENDPOINT", OSS_ENDPOINT,
-                                  "e.g. http://oss-cn-hangzhou-internal.aliyuncs.com (same region)"),
-        ]
+        results += check_deploy_values(env, read_dotenv(ROOT / ".env.example").values)
     if args.oss_dir:
-        checks.append(lambda: check_oss_dir(args.oss_dir))
+        results.append(check_oss_dir(args.oss_dir))
     if args.check_llm:
-        checks.append(lambda: check_llm(env))
+        results.append(check_llm(env))
     if args.url:
-        checks.append(lambda: check_receiver_url(args.url, env.get("DINGTALK_APP_SECRET", "")))
-    return [check() for check in checks]
+        results.append(check_receiver_url(args.url, env.get("DINGTALK_APP_SECRET", "")))
+    return results
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -168,7 +188,7 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--check-llm", action="store_true")
     parser.add_argument("--url")
     args = parser.parse_args(argv)
-    env = {**read_dotenv(args.env_file), **os.environ}
+    env = read_dotenv(args.env_file).merged()
     results = run_checks(env, args)
     for result in results:
         print(result.line())

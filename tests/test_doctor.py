@@ -31,8 +31,9 @@ def clean_environment(use_env):
 
 
 def test_good_configuration_is_all_ok(tmp_path, capsys):
+    (tmp_path / "oss").mkdir()
     code, out = run(tmp_path, GOOD, "--oss-dir", str(tmp_path / "oss"), capsys=capsys)
-    assert code == 0 and "FIX" not in out and "7 OK, 0 to fix" in out
+    assert code == 0 and "FIX" not in out and "8 OK, 0 to fix" in out
 
 
 @pytest.mark.parametrize("name, value, expected", [
@@ -45,6 +46,42 @@ def test_each_broken_setting_is_named_with_its_fix(tmp_path, capsys, name, value
     code, out = run(tmp_path, {**GOOD, name: value}, capsys=capsys)
     assert code == 1
     assert any(line.startswith("FIX") and expected in line for line in out.splitlines())
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path, capsys):
+    broken = {**GOOD, "DINGTALK_APP_SECRET": "", "HISTORY_LENGTH": "lots", "TIMEOUT": "0", "OSS_BUCKET": "Bad_Name"}
+    code, out = run(tmp_path, broken, capsys=capsys)
+    fixes = [line for line in out.splitlines() if line.startswith("FIX")]
+    for name in ("DINGTALK_APP_SECRET", "HISTORY_LENGTH", "TIMEOUT", "OSS_BUCKET"):
+        assert any(name in line for line in fixes), name
+    assert code == 1 and "4 to fix" in out
+
+
+def test_the_examples_placeholders_are_not_taken_for_real_values(tmp_path, capsys):
+    example = doctor.read_dotenv(ROOT / ".env.example").values
+    code, out = run(tmp_path, {**GOOD, "FC_ROLE_ARN": example["FC_ROLE_ARN"], "OSS_BUCKET": example["OSS_BUCKET"]},
+                    capsys=capsys)
+    assert code == 1 and out.count("still the example's placeholder") == 2
+
+
+def test_without_a_dotenv_it_says_how_to_make_one(tmp_path, capsys):
+    code = doctor.main(["--env-file", str(tmp_path / "missing.env")])
+    assert code == 1 and "cp .env.example .env" in capsys.readouterr().out
+
+
+def test_a_malformed_line_and_the_ambiguous_endpoint_name_are_reported(tmp_path, capsys):
+    env_file = tmp_path / "doctor.env"
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in GOOD.items()) + "\nthis line is wrong\nENDPOINT=https://x\n")
+    code = doctor.main(["--env-file", str(env_file)])
+    out = capsys.readouterr().out
+    assert code == 1 and f"line {len(GOOD) + 1} is not NAME=value" in out
+    assert "name the model service LLM_ENDPOINT" in out
+
+
+def test_a_missing_mount_is_reported_and_never_created(tmp_path, capsys):
+    code, out = run(tmp_path, GOOD, "--oss-dir", str(tmp_path / "mnt" / "oss"), capsys=capsys)
+    assert code == 1 and "FIX  OSS mount" in out and "does not exist" in out
+    assert not (tmp_path / "mnt").exists()
 
 
 def test_unwritable_oss_dir_is_reported(tmp_path, capsys):

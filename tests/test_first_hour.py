@@ -1,0 +1,152 @@
+"""What a new user meets first: `make run` with their .env, restarting it, mistakes on the command line,
+`make send` — answered with what to do, never a traceback."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import APP_SECRET
+
+from devstack.dotenv import read_dotenv
+from devstack.fake_llm import FakeLLM
+from devstack.loopback import LoopbackServer, PortInUse, free_port
+from devstack.settings import real_model
+from devstack.stack import LocalStack, StackSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **(env or {})})
+
+
+# --- one name for the model endpoint -------------------------------------------------------------
+
+def test_make_run_uses_the_provider_key_and_model_that_dotenv_names(tmp_path):
+    provider = FakeLLM(api_key="sk-provider-key").start()
+    try:
+        model, notes = real_model({"LLM_ENDPOINT": provider.url, "USER_API_KEY": "sk-provider-key",
+                                   "CHATGPT_API_KEY": "sk-openai-key", "MODEL": "provider-model",
+                                   "ENDPOINT": "https://api.openai.com"})
+        assert notes == [] and model.env["ENDPOINT"] == provider.url
+        with LocalStack(StackSettings(state_dir=tmp_path, real_model=model)) as stack:
+            exchange = stack.send("你好", conversation_id="cid-provider")
+        assert exchange.outcome == "answered" and "你好" in exchange.replies[0]["text"]["content"]
+        assert [r["model"] for r in provider.requests] == ["provider-model"]
+    finally:
+        provider.stop()
+
+
+@pytest.mark.parametrize("env, note", [
+    ({"LLM_ENDPOINT": "https://api.deepseek.com", "CHATGPT_API_KEY": "sk-x"}, None),
+    ({"LLM_ENDPOINT": "https://api.openai.com", "USER_API_KEY": "sk-x"}, "CHATGPT_API_KEY"),
+    ({"OPENAI_API_KEY": "sk-x"}, "OPENAI_API_KEY is not read"),
+    ({}, None),
+])
+def test_without_a_key_for_the_named_provider_make_run_stays_offline_and_says_why(env, note):
+    model, notes = real_model(env)
+    if env.get("LLM_ENDPOINT", "").endswith("deepseek.com"):
+        assert model is not None and model.env["CHATGPT_API_KEY"] == "sk-x"  # the tutorial's fallback key
+        return
+    assert model is None
+    assert (note is None and notes == []) or any(note in n for n in notes)
+
+
+# --- restarting ----------------------------------------------------------------------------------
+
+def test_make_run_starts_again_at_once_on_the_same_port(tmp_path):
+    port = free_port()
+    with LocalStack(StackSettings(state_dir=tmp_path, receiver_port=port)) as stack:
+        assert stack.send("第一次").outcome == "answered"
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # the previous run left connections in TIME_WAIT
+    with LocalStack(StackSettings(state_dir=tmp_path, receiver_port=port)) as stack:
+        assert stack.send("第二次").outcome == "answered"
+
+
+def test_a_port_a_live_program_listens_on_is_named_with_the_option_to_change_it():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        for option in ("--receiver-port", "--fc-port", "--llm-port", "--dingtalk-port"):
+            with pytest.raises(PortInUse, match=f"in use by a running program.*{option}"):
+                LoopbackServer.ensure_free(port, option)
+
+
+# --- mistakes on the command line ----------------------------------------------------------------
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--receiver-port", "70000"], {}, "'70000' is not a port number"),
+    ([], {"RECEIVER_PORT": "abc"}, "'abc' is not a port number"),
+    (["--fc-port", "-1"], {}, "'-1' is not a port number"),
+])
+def test_a_wrong_port_is_one_usage_line_not_a_traceback(args, env, message):
+    result = run_script("scripts/chat.py", *args, env=env)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_malformed_dotenv_line_is_reported_with_its_number(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text("# comment\nMODEL=gpt\nnot a setting\nexport TIMEOUT=30\nSYSTEM_PROMPT='unclosed\n")
+    dotenv = read_dotenv(path)
+    assert dotenv.values == {"MODEL": "gpt", "TIMEOUT": "30"}
+    assert [w.split(" ", 2)[:2] for w in dotenv.warnings] == [[".env", "line"], [".env", "line"]]
+    assert "line 3" in dotenv.warnings[0] and "line 5" in dotenv.warnings[1]
+
+
+def test_ctrl_c_while_an_answer_streams_returns_to_the_prompt_without_a_traceback(tmp_path):
+    chat = subprocess.Popen([sys.executable, "-u", "scripts/chat.py", "--offline", "--stream", "--receiver-port", "0",
+                             "--state-dir", str(tmp_path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={"PATH": os.environ["PATH"]})
+    seen: list = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: chat.stdout.read(1), "")), daemon=True)
+    reader.start()
+    try:
+        chat.stdin.write("写一篇长文\n")
+        chat.stdin.flush()
+        deadline = time.monotonic() + 30
+        while "第 1 段" not in "".join(seen):
+            assert time.monotonic() < deadline and chat.poll() is None, "".join(seen)
+            time.sleep(0.05)
+        chat.send_signal(signal.SIGINT)
+        chat.stdin.write("/quit\n")
+        chat.stdin.flush()
+        err = chat.stderr.read()
+        chat.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        chat.kill()
+    out = "".join(seen)
+    assert chat.returncode == 0 and "Traceback" not in err
+    assert "stopped waiting for this answer" in out and out.rstrip().endswith("stopped.")
+
+
+# --- make send -----------------------------------------------------------------------------------
+
+def test_make_send_signs_with_the_dotenv_secret_and_reaches_the_receiver(tmp_path, receiver_env):
+    env = {**receiver_env, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "devstack.http_runtime", str(ROOT / "dingtalk_conversation")],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        url = json.loads(server.stdout.readline())["url"]
+        (tmp_path / ".env").write_text(f"DINGTALK_APP_SECRET={APP_SECRET}\nRECEIVER_URL={url}\n")
+        result = run_script("scripts/send_test_message.py", "--env-file", str(tmp_path / ".env"), "你好")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert result.returncode == 0 and result.stdout.startswith("HTTP 200")
+
+
+def test_make_send_to_nothing_is_one_readable_line():
+    result = run_script("scripts/send_test_message.py", "--secret", "s", "--url", f"http://127.0.0.1:{free_port()}",
+                        "hi")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nothing answered" in result.stderr
