@@ -121,3 +121,16 @@ def test_s_preview_renders_the_same_props(rendered, schema, tmp_path):
         assert resource["props"]["functionName"] == expected["functionName"]
         assert resource["props"]["triggers" if name == "receiver" else "ossMountConfig"] == \
             expected["triggers" if name == "receiver" else "ossMountConfig"]
+
+
+def test_every_function_variable_takes_the_dotenv_name_the_local_tools_read():
+    """One name per meaning: s.yaml, make run, make doctor and make send read .env the same way."""
+    from devstack.dotenv import REPLY_RENAMES
+
+    document = yaml.safe_load((ROOT / "s.yaml").read_text())
+    for resource in ("receiver", "reply"):
+        for variable, value in document["resources"][resource]["props"]["environmentVariables"].items():
+            source = ENV_CALL.fullmatch(str(value))
+            if source:
+                renamed = REPLY_RENAMES.get(source.group(1)) if resource == "reply" else None
+                assert variable in (source.group(1), renamed), (resource, variable, source.group(1))
