@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import cold_start, end_to_end, first_text, receiver, reply  # noqa: E402
+from bench import cards, cold_start, end_to_end, first_text, receiver, reply  # noqa: E402
 from bench.stats import Section, markdown  # noqa: E402
 
 
@@ -38,6 +38,7 @@ def main() -> int:
         ("reply", "Reply overhead (everything but the model)"),
         ("e2e", "End to end through the local stack"),
         ("first", "Time to first visible text (streaming mode)"),
+        ("cards", "DingTalk card API calls per answer"),
         ("size", "Code packages"),
     )}
     started = time.monotonic()
@@ -48,6 +49,7 @@ def main() -> int:
         ("reply overhead", lambda: reply.run(sections["reply"], args.quick)),
         ("end to end", lambda: end_to_end.run(sections["e2e"], args.quick)),
         ("first visible text", lambda: first_text.run(sections["first"], args.quick)),
+        ("card API calls", lambda: cards.run(sections["cards"], args.quick)),
     ]
     skipped = []
     for name, step in steps:

@@ -52,6 +52,8 @@ class Section:
 def fmt(value: Optional[float], unit: str) -> str:
     if value is None:
         return "—"
+    if unit == "calls":
+        return f"{value:,.0f}"
     if unit in ("KiB", "MB") or value >= 100:
         return f"{value:,.0f} {unit}"
     return f"{value:.3g} {unit}" if value < 10 else f"{value:.1f} {unit}"

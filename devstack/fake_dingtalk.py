@@ -1,4 +1,13 @@
-"""DingTalk's side: signed callbacks exactly as DingTalk sends them, and the sessionWebhook sink."""
+"""DingTalk's side: signed callbacks exactly as DingTalk sends them, the session webhook, and the
+open platform (access token, AI cards, robot messages, message files).
+
+It refuses what DingTalk refuses, so the suite sees the limits that only show on the real platform
+(../shared/reference/PLATFORM.md): a webhook message over 20,000 bytes (errcode 460101), a card
+parameter that is not a string, a streamed markdown variable sent as a delta, a robot ``msgParam``
+over 15,000 bytes or not a string, an unknown access token. A card whose content ever exceeds
+3,000 characters is marked ``blank``, as DingTalk renders it. Tests queue faults: webhook errcodes
+and statuses, OpenAPI errors by path (QPS throttling), or the monthly quota spent.
+"""
 
 from __future__ import annotations
 
@@ -64,10 +73,16 @@ def encode(body: Dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
+WEBHOOK_MAX_BYTES = 20_000
+ROBOT_PARAM_MAX_BYTES = 15_000
+CARD_BLANK_CHARS = 3_000
+QPS_LIMITED = "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"
+QUOTA_SPENT = "Forbidden.AccessDenied.ApiCountLimitForOrg"
+
+
 class WebhookSink(LoopbackServer):
-    """DingTalk's side: the sessionWebhook sink, and the OpenAPI a card-streaming bot uses (access
-    token, card createAndDeliver, card streaming update). Tests queue faults with ``fail_next`` and
-    ``fail_card``."""
+    """DingTalk: ``messages`` are what arrived through session webhooks, ``cards`` the AI cards,
+    ``robot_messages`` what the robot OpenAPI posted, ``api_calls`` every OpenAPI request."""
 
     def __init__(self, port: int = 0, app_key: str = "ding-local-app", app_secret: str = "local-app-secret") -> None:
         super().__init__(_SinkHandler, port)
@@ -75,22 +90,30 @@ class WebhookSink(LoopbackServer):
         self.token = f"local-access-token-{uuid.uuid4().hex[:8]}"
         self.token_requests = 0
         self.cards: Dict[str, Dict[str, Any]] = {}
-        self.card_faults: Deque[str] = deque()
         self.messages: List[Dict[str, Any]] = []
+        self.robot_messages: List[Dict[str, Any]] = []
+        self.files: Dict[str, bytes] = {}
         self.attempts = 0
         self.faults: Deque[Dict[str, Any]] = deque()
+        self.api_faults: List[Dict[str, Any]] = []
+        self.quota_spent = False
         self.api_calls: List[Dict[str, Any]] = []
         self.changed = threading.Condition()
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
-        """Queue faults: ``{"status": 502}`` or ``{"errcode": 130101}``."""
+        """Queue session-webhook faults: ``{"status": 502}`` or ``{"errcode": 130101}``."""
         with self.changed:
             self.faults.extend(faults)
 
-    def fail_card(self, *steps: str) -> None:
-        """Make the next card calls fail: ``"create"`` or ``"update"`` (each consumed once)."""
+    def fail_api(self, path: str, *, status: int = 500, code: str = "ServiceUnavailable", times: int = 1) -> None:
+        """The next ``times`` OpenAPI calls whose path starts with ``path`` fail with ``status``/``code``."""
         with self.changed:
-            self.card_faults.extend(steps)
+            self.api_faults.append({"path": path, "status": status, "code": code, "times": times})
+
+    def card_calls(self) -> int:
+        """OpenAPI calls made on cards (the access token is free)."""
+        with self.changed:
+            return sum(1 for call in self.api_calls if call["path"].startswith("/v1.0/card/"))
 
     def cards_for_message(self, body: Dict[str, Any]) -> List[Dict[str, Any]]:
         """Cards created after this callback was sent, in its conversation (or its one-to-one chat)."""
@@ -99,7 +122,8 @@ class WebhookSink(LoopbackServer):
 
     def cards_in(self, conversation_id: str) -> List[Dict[str, Any]]:
         with self.changed:
-            return [c for c in self.cards.values() if c["openSpaceId"].endswith("." + conversation_id)]
+            return sorted((c for c in self.cards.values() if c["openSpaceId"].endswith("." + conversation_id)),
+                          key=lambda card: card["created"])
 
     def for_session(self, webhook_url: str) -> List[Dict[str, Any]]:
         session = webhook_url.rsplit("session=", 1)[-1]
@@ -117,38 +141,8 @@ class WebhookSink(LoopbackServer):
 class _SinkHandler(JsonHandler):
     server: WebhookSink
 
-    def _card_fault(self, step: str) -> bool:
-        with self.server.changed:
-            if self.server.card_faults and self.server.card_faults[0] == step:
-                self.server.card_faults.popleft()
-                self.send_json(500, {"code": "ServiceUnavailable", "message": "injected card fault"})
-                return True
-        return False
-
-    def _authorised(self) -> bool:
-        if self.headers.get("x-acs-dingtalk-access-token") == self.server.token:
-            return True
-        self.send_json(401, {"code": "InvalidAuthentication", "message": "不合法的access_token"})
-        return False
-
-    def _access_token(self, body: Dict[str, Any]) -> None:
-        with self.server.changed:
-            self.server.token_requests += 1
-        if (body.get("appKey"), body.get("appSecret")) != (self.server.app_key, self.server.app_secret):
-            self.send_json(400, {"code": "invalidClientIdOrSecret", "message": "无效的clientId或者clientSecret"})
-            return
-        self.send_json(200, {"accessToken": self.server.token, "expireIn": 7200})
-
-    def _create_card(self, body: Dict[str, Any]) -> None:
-        if not self._authorised() or self._card_fault("create"):
-            return
-        card = {"outTrackId": body["outTrackId"], "openSpaceId": body.get("openSpaceId", ""),
-                "template": body.get("cardTemplateId"), "content": "", "updates": [], "finalized": False,
-                "error": False, "created": time.time()}
-        with self.server.changed:
-            self.server.cards[body["outTrackId"]] = card
-            self.server.changed.notify_all()
-        self.send_json(200, {"success": True, "result": {"outTrackId": body["outTrackId"]}})
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self.send_json(status, {"code": code, "message": message, "requestid": uuid.uuid4().hex})
 
     def _record(self) -> Dict[str, Any]:
         """Read the JSON body; OpenAPI calls are kept in ``api_calls`` as DingTalk would see them."""
@@ -159,32 +153,129 @@ class _SinkHandler(JsonHandler):
                                               "headers": {k.lower(): v for k, v in self.headers.items()}})
         return body
 
-    def do_PUT(self) -> None:
-        body = self._record()
-        if urlsplit(self.path).path != "/v1.0/card/streaming":
-            self.send_json(404, {"code": "NotFound", "message": self.path})
+    def _admitted(self, path: str) -> bool:
+        """Token, quota and queued faults, as the API gateway applies them; False when refused here."""
+        if self.headers.get("x-acs-dingtalk-access-token") != self.server.token:
+            self._refuse(401, "InvalidAuthentication", "不合法的access_token")
+            return False
+        with self.server.changed:
+            if self.server.quota_spent:
+                self._refuse(403, QUOTA_SPENT, "企业调用次数已达到上限")
+                return False
+            for fault in self.server.api_faults:
+                if path.startswith(fault["path"]) and fault["times"] > 0:
+                    fault["times"] -= 1
+                    self._refuse(fault["status"], fault["code"], "injected fault")
+                    return False
+        return True
+
+    def _access_token(self, body: Dict[str, Any]) -> None:
+        with self.server.changed:
+            self.server.token_requests += 1
+        if (body.get("appKey"), body.get("appSecret")) != (self.server.app_key, self.server.app_secret):
+            self._refuse(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret")
             return
-        if not self._authorised() or self._card_fault("update"):
+        self.send_json(200, {"accessToken": self.server.token, "expireIn": 7200})
+
+    def _params_are_strings(self, params: Any) -> bool:
+        if isinstance(params, dict) and all(isinstance(v, str) for v in params.values()):
+            return True
+        self._refuse(400, "param.invalid", "cardParamMap values must be strings")
+        return False
+
+    def _create_card(self, body: Dict[str, Any]) -> None:
+        params = (body.get("cardData") or {}).get("cardParamMap") or {}
+        if not self._params_are_strings(params):
             return
+        card = {"outTrackId": body["outTrackId"], "openSpaceId": body.get("openSpaceId", ""),
+                "template": body.get("cardTemplateId"), "params": dict(params), "content": "", "updates": [],
+                "finalized": False, "error": False, "blank": False, "created": time.time()}
+        with self.server.changed:
+            self.server.cards[body["outTrackId"]] = card
+            self.server.changed.notify_all()
+        self.send_json(200, {"success": True, "result": {"outTrackId": body["outTrackId"]}})
+
+    def _update_card(self, body: Dict[str, Any], streaming: bool) -> None:
+        """A streaming update of one variable, or new card data (``flowStatus``, ``msgContent`` ...)."""
+        params = (body.get("cardData") or {}).get("cardParamMap") or {}
+        if not streaming and not self._params_are_strings(params):
+            return
+        if streaming and body.get("isFull") is not True:
+            return self._refuse(400, "param.invalid", "a markdown variable is streamed with isFull=true")
         with self.server.changed:
             card = self.server.cards.get(body.get("outTrackId"))
             if card is None:
-                self.send_json(400, {"code": "CardNotFound", "message": "no such card"})
-                return
-            card["content"] = body["content"] if body.get("isFull") else card["content"] + body["content"]
-            card["updates"].append({"at": time.monotonic(), "length": len(card["content"])})
-            card["finalized"] = bool(body.get("isFinalize"))
-            card["error"] = bool(body.get("isError"))
+                return self._refuse(400, "CardNotFound", "no such card")
+            if streaming:
+                params = {body["key"]: body["content"]}
+                card["content"] = body["content"]
+                card["finalized"], card["error"] = bool(body.get("isFinalize")), bool(body.get("isError"))
+            elif "msgContent" in params:
+                card["content"] = params["msgContent"]
+            card["params"].update(params)
+            if params.get("flowStatus") in ("3", "5"):
+                card["finalized"], card["error"] = True, params["flowStatus"] == "5"
+            card["blank"] = card["blank"] or len(card["content"]) > CARD_BLANK_CHARS
+            card["updates"].append({"at": time.monotonic(), "length": len(card["content"]), "content": card["content"]})
             self.server.changed.notify_all()
         self.send_json(200, {"success": True, "result": True})
+
+    def _robot_send(self, path: str, body: Dict[str, Any]) -> None:
+        param = body.get("msgParam")
+        if body.get("msgKey") not in ("sampleText", "sampleMarkdown") or not isinstance(param, str):
+            return self._refuse(400, "invalidParameter", "msgKey or msgParam is not valid")
+        if len(param.encode("utf-8")) > ROBOT_PARAM_MAX_BYTES:
+            return self._refuse(400, "invalidParameter.msgParam.length", "msgParam is too long")
+        with self.server.changed:
+            self.server.robot_messages.append({"to": body.get("openConversationId") or body.get("userIds"),
+                                               "group": path.endswith("groupMessages/send"),
+                                               "msgKey": body["msgKey"], "msgParam": json.loads(param)})
+            self.server.changed.notify_all()
+        self.send_json(200, {"processQueryKey": uuid.uuid4().hex})
+
+    def _download(self, body: Dict[str, Any]) -> None:
+        code = body.get("downloadCode")
+        if body.get("robotCode") != self.server.app_key or code not in self.server.files:
+            return self._refuse(400, "invalidParameter", "downloadCode or robotCode is not valid")
+        self.send_json(200, {"downloadUrl": f"{self.server.url}/files/{code}?expires=3600"})
+
+    def do_PUT(self) -> None:
+        body = self._record()
+        path = urlsplit(self.path).path
+        if path not in ("/v1.0/card/streaming", "/v1.0/card/instances"):
+            return self._refuse(404, "NotFound", self.path)
+        if self._admitted(path):
+            self._update_card(body, streaming=path == "/v1.0/card/streaming")
+        return None
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        data = self.server.files.get(path.rsplit("/", 1)[-1]) if path.startswith("/files/") else None
+        if data is None:
+            return self._refuse(404, "NotFound", self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        return None
 
     def do_POST(self) -> None:
         body = self._record()
         path = urlsplit(self.path).path
         if path == "/v1.0/oauth2/accessToken":
             return self._access_token(body)
-        if path == "/v1.0/card/instances/createAndDeliver":
-            return self._create_card(body)
+        routes = {"/v1.0/card/instances/createAndDeliver": self._create_card,
+                  "/v1.0/robot/groupMessages/send": lambda b: self._robot_send(path, b),
+                  "/v1.0/robot/oToMessages/batchSend": lambda b: self._robot_send(path, b),
+                  "/v1.0/robot/messageFiles/download": self._download}
+        if path in routes:
+            if self._admitted(path):
+                routes[path](body)
+            return None
+        return self._session_webhook(body)
+
+    def _session_webhook(self, body: Dict[str, Any]) -> None:
         with self.server.changed:
             self.server.attempts += 1
             fault = self.server.faults.popleft() if self.server.faults else {}
@@ -193,6 +284,9 @@ class _SinkHandler(JsonHandler):
             return
         if fault.get("errcode"):
             self.send_json(200, {"errcode": fault["errcode"], "errmsg": "injected errcode"})
+            return
+        if len(json.dumps(body, ensure_ascii=False).encode("utf-8")) > WEBHOOK_MAX_BYTES:
+            self.send_json(200, {"errcode": 460101, "errmsg": "message too long"})
             return
         with self.server.changed:
             self.server.messages.append({"session": self.query().get("session", ""), "body": body})

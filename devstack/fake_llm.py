@@ -2,7 +2,10 @@
 
 Its answers are labelled as offline and derived from the conversation, so context across
 turns and ``\\clear`` are visible without a model. Tests queue faults (status codes, delays,
-empty answers) with ``fail_next``.
+empty answers) with ``fail_next``, and can make it behave like models that exist: one that
+thinks aloud (``reasoning``: inline ``<think>`` or separate ``reasoning_content``), one with a
+small context window (``context_limit``, refused as OpenAI does with
+``context_length_exceeded``), one that cannot see pictures (``vision=False``).
 """
 
 from __future__ import annotations
@@ -16,13 +19,29 @@ from typing import Any, Deque, Dict, List, Optional
 from devstack.loopback import JsonHandler, LoopbackServer
 
 LABEL = "【离线模型】"
+THOUGHT = "用户在问问题，我先想一想怎么回答。"
 CHUNK_CHARS = 8
 MARKDOWN_SAMPLE = "下面是示例代码：\n\n```python\ndef hello():\n    print(\"你好\")\n```\n\n- 第一点\n- 第二点"
 
 
-def offline_answer(messages: List[Dict[str, str]]) -> str:
-    """A reply that shows what the model received: the question, the turns, the persona."""
-    questions = [m.get("content", "") for m in messages if m.get("role") == "user"]
+def text_of(content: Any) -> str:
+    """A message's text: the string, or the text parts of OpenAI content parts."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def images_in(content: Any) -> List[str]:
+    return [] if isinstance(content, str) else [part["image_url"]["url"] for part in content
+                                                if part.get("type") == "image_url"]
+
+
+def offline_answer(messages: List[Dict[str, Any]]) -> str:
+    """A reply that shows what the model received: the question, the turns, the persona, the pictures."""
+    pictures = len(images_in(messages[-1].get("content", ""))) if messages else 0
+    if pictures:
+        return f"{LABEL}看到了 {pictures} 张图片。{text_of(messages[-1]['content'])[:200]}"
+    questions = [text_of(m.get("content", "")) for m in messages if m.get("role") == "user"]
     question = questions[-1] if questions else ""
     earlier = questions[:-1]
     if any(word in question for word in ("刚才", "上一句", "previous", "before")):
@@ -44,6 +63,9 @@ class FakeLLM(LoopbackServer):
         self.faults: Deque[Dict[str, Any]] = deque()
         self.lock = threading.Lock()
         self.stream_delay = 0.0  # seconds per 8-character chunk of writing, streamed or not
+        self.reasoning: Optional[str] = None  # "inline" (<think>...</think>) or "separate" (reasoning_content)
+        self.context_limit: Optional[int] = None  # estimated prompt tokens the model accepts
+        self.vision = True
 
     @property
     def base_url(self) -> str:
@@ -87,22 +109,45 @@ class _Handler(JsonHandler):
             headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else None
             self.send_json(fault["status"], {"error": {"message": "injected fault", "type": "server_error"}}, headers)
             return
-        answer = "" if fault.get("empty") else offline_answer(request.get("messages", []))
+        messages = request.get("messages", [])
+        refusal = self._refusal(messages)
+        if refusal:
+            self.send_json(400, {"error": refusal})
+            return
+        answer = "" if fault.get("empty") else offline_answer(messages)
+        reasoning = THOUGHT if self.server.reasoning == "separate" else ""
+        if self.server.reasoning == "inline":
+            answer = f"<think>{THOUGHT}</think>\n\n{answer}"
         if request.get("stream"):
-            self._stream(request.get("model", "offline"), answer, fault.get("break_after"))
+            self._stream(request.get("model", "offline"), answer, reasoning, fault.get("break_after"))
         else:
             # The model takes as long to write the answer whether or not it is streamed.
             time.sleep(self.server.stream_delay * -(-len(answer) // CHUNK_CHARS))
-            self.send_json(200, _completion(request.get("model", "offline"), answer))
+            self.send_json(200, _completion(request.get("model", "offline"), answer, reasoning))
 
-    def _stream(self, model: str, answer: str, break_after: Optional[int] = None) -> None:
-        """Server-sent chunks of 8 characters, ``stream_delay`` apart; ``break_after`` chunks then a cut."""
+    def _refusal(self, messages: List[Dict[str, Any]]) -> Optional[Dict[str, str]]:
+        """What a real model refuses: a prompt over its context window, pictures it cannot see."""
+        size = sum(len(text_of(m.get("content", ""))) for m in messages)
+        if self.server.context_limit and size > self.server.context_limit:
+            return {"message": f"This model's maximum context length is {self.server.context_limit} tokens. "
+                               f"However, your messages resulted in {size} tokens.",
+                    "type": "invalid_request_error", "code": "context_length_exceeded"}
+        if not self.server.vision and any(images_in(m.get("content", "")) for m in messages):
+            return {"message": "Invalid content type. image_url is only supported by certain models.",
+                    "type": "invalid_request_error", "code": "invalid_value"}
+        return None
+
+    def _stream(self, model: str, answer: str, reasoning: str, break_after: Optional[int] = None) -> None:
+        """Server-sent chunks of 8 characters, ``stream_delay`` apart (separate reasoning first);
+        ``break_after`` chunks then a cut."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
         step = CHUNK_CHARS
-        for index, start in enumerate(range(0, len(answer), step)):
+        pieces = [("reasoning_content", reasoning[i:i + step]) for i in range(0, len(reasoning), step)]
+        pieces += [("content", answer[i:i + step]) for i in range(0, len(answer), step)]
+        for index, (field, piece) in enumerate(pieces):
             if break_after is not None and index == break_after:
                 self.wfile.flush()
                 self.connection.shutdown(2)
@@ -110,8 +155,7 @@ class _Handler(JsonHandler):
             if self.server.stream_delay:
                 time.sleep(self.server.stream_delay)
             chunk = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
-                     "model": model, "choices": [{"index": 0, "delta": {"content": answer[start:start + step]},
-                                                  "finish_reason": None}]}
+                     "model": model, "choices": [{"index": 0, "delta": {field: piece}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
         done = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
@@ -119,9 +163,10 @@ class _Handler(JsonHandler):
         self.close_connection = True
 
 
-def _completion(model: str, answer: str) -> Dict[str, Any]:
+def _completion(model: str, answer: str, reasoning: str = "") -> Dict[str, Any]:
+    message = {"role": "assistant", "content": answer, **({"reasoning_content": reasoning} if reasoning else {})}
     return {
         "id": "chatcmpl-offline", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }

@@ -94,7 +94,7 @@ class LocalStack:
                         "MODEL": "offline-demo"})
         if s.stream:
             env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
-                        "DINGTALK_CARD_TEMPLATE_ID": "local-ai-card.schema", "DINGTALK_API_ENDPOINT": self.sink.url})
+                        "DINGTALK_API_ENDPOINT": self.sink.url})
         env.update(s.reply_env)
         return env
 

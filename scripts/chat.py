@@ -82,15 +82,19 @@ class Chat:
             print(f"  (no answer: {exchange.outcome}; see .local/logs/reply.log)")
 
     def follow_card(self, space: str, known: set, sender: threading.Thread) -> bool:
-        """Print a card's text as it grows, the way DingTalk shows a streaming AI card."""
-        shown = ""
+        """Print the cards' text as it grows, the way DingTalk shows streaming AI cards (a long answer
+        continues in a next card)."""
+        printed: dict = {}
+        cards: list = []
         while True:
             alive = sender.is_alive()
             cards = [c for c in self.stack.sink.cards_in(space) if c["outTrackId"] not in known]
-            content = cards[-1]["content"] if cards else ""
-            if content.startswith(shown) and len(content) > len(shown):
-                print(("🤖 " if not shown else "") + content[len(shown):].replace("\n", "\n   "), end="", flush=True)
-                shown = content
+            for card in cards:
+                shown, content = printed.get(card["outTrackId"], ""), card["content"]
+                if content.startswith(shown) and len(content) > len(shown):
+                    start = "🤖 " if not printed else ("\n🤖 " if not shown else "")
+                    print(start + content[len(shown):].replace("\n", "\n   "), end="", flush=True)
+                    printed[card["outTrackId"]] = content
             if not alive:
                 if cards:
                     print("  ⚠️ (卡片显示失败状态)" if cards[-1]["error"] else "")

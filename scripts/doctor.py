@@ -5,6 +5,7 @@ Reads ``.env`` (the file ``s deploy`` uses) and the environment, and reports eve
 in one run. Optional live checks (pass them as make doctor ARGS="--url https://...  --check-llm"):
   --oss-dir PATH   an existing directory (the OSS mount on FC) is writable; nothing is created
   --check-llm      one tiny request to the model endpoint with the configured key
+  --check-dingtalk the app key and secret get an access token (free: token calls are not counted)
   --url URL        the deployed receiver answers a signed probe (a signed empty body: 400 means the
                    signature was accepted and nothing was invoked; 403 means the secret differs)
 """
@@ -18,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping
+from typing import Callable, Dict, List, Mapping, Optional
 
 import requests
 
@@ -30,6 +31,10 @@ from devstack.fake_dingtalk import signed_headers  # noqa: E402
 from shared.common.errors import ConfigError  # noqa: E402
 from shared.receiver.config import ReceiverConfig  # noqa: E402
 from shared.reply.config import ReplyConfig  # noqa: E402
+from shared.reply.dingtalk.openapi import OpenApiError, TokenCache  # noqa: E402
+from shared.reply.oss.blobs import MountBlobs  # noqa: E402
+from shared.reply.oss.quota import QuotaMemo  # noqa: E402
+from shared.reply.oss.storage import DATA_FOLDER  # noqa: E402
 
 ROLE_ARN = re.compile(r"^acs:ram::\d+:role/[\w.\-]+$", re.I)
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -93,6 +98,33 @@ def check_pattern(env: Mapping[str, str], name: str, pattern: re.Pattern, fix: s
     if not pattern.match(value):
         return Result(False, name, f"{value!r} looks wrong; {fix}")
     return Result(True, name, value)
+
+
+def check_quota_note(directory: Path) -> Optional[Result]:
+    """What an instance noted on the mount about DingTalk's monthly API quota (``oss/quota.py``)."""
+    memo = QuotaMemo(MountBlobs(directory / DATA_FOLDER))
+    until = memo.paused_until()
+    if until is None:
+        return None
+    return Result(False, "DingTalk API quota", "the organisation's monthly API quota is spent: cards and the robot "
+                  f"OpenAPI are paused until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(until))} (a paid plan "
+                  "or the next month restores them; delete dingbot/state/dingtalk-api-quota.json to retry at once)")
+
+
+def check_dingtalk_app(env: Mapping[str, str]) -> Result:
+    try:
+        config = ReplyConfig.from_env(reply_environment(env))
+    except ConfigError as exc:
+        return Result(False, "DingTalk app", f"not checked: {exc}")
+    if config.app is None:
+        return Result(False, "DingTalk app", "DINGTALK_APP_KEY is not set (cards, pictures and files need it)")
+    try:
+        TokenCache().get(config.app, requests.Session())
+    except OpenApiError as exc:
+        return Result(False, "DingTalk app", f"DingTalk refused the key and secret: {exc}")
+    cards = "built-in AI card" if config.card and config.card.builtin else "card template " + (
+        config.card.template_id if config.card else "none (CARD_STREAMING=off)")
+    return Result(True, "DingTalk app", f"{config.app.app_key} accepted; answers stream into the {cards}")
 
 
 def check_oss_dir(directory: Path) -> Result:
@@ -172,6 +204,11 @@ def run_checks(env: Mapping[str, str], args: argparse.Namespace) -> List[Result]
         results += check_deploy_values(env, read_dotenv(ROOT / ".env.example").values)
     if args.oss_dir:
         results.append(check_oss_dir(args.oss_dir))
+        quota = check_quota_note(args.oss_dir) if results[-1].ok else None
+        if quota:
+            results.append(quota)
+    if args.check_dingtalk:
+        results.append(check_dingtalk_app(env))
     if args.check_llm:
         results.append(check_llm(env))
     if args.url:
@@ -186,6 +223,7 @@ def main(argv: List[str] | None = None) -> int:
                         help="skip the s deploy settings (REGION, FC_ROLE_ARN, OSS_*)")
     parser.add_argument("--oss-dir", type=Path)
     parser.add_argument("--check-llm", action="store_true")
+    parser.add_argument("--check-dingtalk", action="store_true")
     parser.add_argument("--url")
     args = parser.parse_args(argv)
     env = read_dotenv(args.env_file).merged()

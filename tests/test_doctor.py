@@ -112,3 +112,23 @@ def test_receiver_probe_tells_a_matching_secret_from_a_wrong_one(tmp_path, capsy
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_spent_dingtalk_quota_noted_on_the_mount_is_shown(tmp_path, capsys):
+    from shared.reply.oss.blobs import MountBlobs
+    from shared.reply.oss.quota import QuotaMemo
+
+    (tmp_path / "oss").mkdir()
+    QuotaMemo(MountBlobs(tmp_path / "oss" / "dingbot")).remember("Forbidden.AccessDenied.ApiCountLimitForOrg")
+    code, out = run(tmp_path, GOOD, "--oss-dir", str(tmp_path / "oss"), capsys=capsys)
+    assert code == 1 and "FIX  DingTalk API quota: the organisation's monthly API quota is spent" in out
+
+
+def test_the_dingtalk_app_check_gets_a_token_with_the_key_and_secret(tmp_path, capsys, sink):
+    app = {"DINGTALK_APP_KEY": sink.app_key, "DINGTALK_API_ENDPOINT": sink.url}
+    code, out = run(tmp_path, {**GOOD, **app, "DINGTALK_APP_SECRET": sink.app_secret}, "--no-deploy",
+                    "--check-dingtalk", capsys=capsys)
+    assert code == 0 and "OK   DingTalk app" in out and "built-in AI card" in out
+    code, out = run(tmp_path, {**GOOD, **app, "DINGTALK_APP_SECRET": "wrong"}, "--no-deploy", "--check-dingtalk",
+                    capsys=capsys)
+    assert code == 1 and "invalidClientIdOrSecret" in out

@@ -12,6 +12,7 @@ from devstack.fake_dingtalk import callback_body
 from devstack.stack import LocalStack, StackSettings
 from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply.config import load_reply_config
+from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.webhook import ATTEMPTS, WebhookSender
 from shared.reply.llm.model import ChatModel
 from shared.reply.oss.storage import Storage
@@ -55,8 +56,8 @@ def test_message_that_reached_nobody_can_be_answered_by_a_later_delivery(reply_e
     use_env(reply_env)
     config = load_reply_config(reply_env)
     waits = []
-    replier = Replier(config, Storage.open(config), ChatModel(config),
-                      WebhookSender(config.allowed_webhook_hosts, sleep=waits.append))
+    sender = WebhookSender(config.allowed_webhook_hosts, sleep=waits.append)
+    replier = Replier(config, Delivery(config, sender, Storage.open(config)), ChatModel(config))
     message = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode())
     sink.fail_next(*[{"status": 503}] * ATTEMPTS)
     assert replier.process(message) == "delivery-failed"

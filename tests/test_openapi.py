@@ -10,8 +10,8 @@ import pytest
 
 from devstack.fake_dingtalk import callback_body
 from shared.receiver.dingtalk.callback import parse_callback
-from shared.reply.config import CardSettings, DingTalkApp
-from shared.reply.dingtalk.cards import AICard
+from shared.reply.config import BUILTIN_CARD_TEMPLATE, CardSettings, DingTalkApp
+from shared.reply.dingtalk.cards import BUILTIN_ORDER, CardStream
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError, TokenCache
 
 alibabacloud_dingtalk = pytest.importorskip("alibabacloud_dingtalk", reason="the official SDK is a test dependency")
@@ -66,7 +66,7 @@ def test_access_token_request_matches_the_official_sdk(sink, api):
 
 @pytest.mark.parametrize("group", [True, False], ids=["group", "direct"])
 def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
-    card = AICard(CardSettings("tpl.schema", "content", 0.3), api, message(group))
+    card = CardStream(CardSettings("tpl.schema", "content", 0.3, 3000, 25), api, message(group))
     card.start()
     ours = last_call(sink)
     client, models = official(sink, "card_1_0")
@@ -80,7 +80,7 @@ def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
         space["im_robot_open_deliver_model"] = models.CreateAndDeliverRequestImRobotOpenDeliverModel(
             space_type="IM_ROBOT", robot_code="ding-robot-demo")
     request = models.CreateAndDeliverRequest(
-        card_template_id="tpl.schema", out_track_id=card.out_track_id, callback_type="STREAM", user_id_type=1,
+        card_template_id="tpl.schema", out_track_id=card.cards[0].out_track_id, callback_type="STREAM", user_id_type=1,
         card_data=models.CreateAndDeliverRequestCardData(card_param_map={"content": ""}), **space)
     token = api.tokens.get(api.app, api.session)
     client.create_and_deliver_with_options(request, models.CreateAndDeliverHeaders(
@@ -89,14 +89,14 @@ def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
 
 
 def test_card_streaming_update_matches_the_official_sdk(sink, api):
-    card = AICard(CardSettings("tpl.schema", "content", 0.0), api, message())
+    card = CardStream(CardSettings("tpl.schema", "content", 0.0, 3000, 25), api, message())
     card.start()
     card.finish("最终答案")
     ours = last_call(sink)
     client, models = official(sink, "card_1_0")
     token = api.tokens.get(api.app, api.session)
     client.streaming_update_with_options(models.StreamingUpdateRequest(
-        out_track_id=card.out_track_id, guid=ours[3]["guid"], key="content", content="最终答案", is_full=True,
+        out_track_id=card.cards[0].out_track_id, guid=ours[3]["guid"], key="content", content="最终答案", is_full=True,
         is_finalize=True, is_error=False), models.StreamingUpdateHeaders(x_acs_dingtalk_access_token=token), runtime())
     assert last_call(sink) == ours
 
@@ -105,3 +105,37 @@ def test_a_refused_secret_is_an_error_that_names_dingtalks_code(sink):
     api = OpenApi(DingTalkApp(sink.app_key, "wrong-secret", sink.url), tokens=TokenCache())
     with pytest.raises(OpenApiError, match="invalidClientIdOrSecret"):
         api.call("anything", "POST", "/v1.0/card/instances/createAndDeliver", {})
+
+
+def test_builtin_card_status_update_matches_the_official_sdk(sink, api):
+    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, message())
+    card.start()
+    card.finish("答案")
+    ours = last_call(sink)
+    client, models = official(sink, "card_1_0")
+    token = api.tokens.get(api.app, api.session)
+    client.update_card_with_options(models.UpdateCardRequest(
+        out_track_id=card.cards[0].out_track_id, card_data=models.UpdateCardRequestCardData(card_param_map={
+            "msgContent": "答案", "flowStatus": "3", "sys_full_json_obj": BUILTIN_ORDER})),
+        models.UpdateCardHeaders(x_acs_dingtalk_access_token=token), runtime())
+    assert last_call(sink) == ours
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["group", "direct"])
+def test_robot_messages_match_the_official_sdk(sink, api, group):
+    from shared.reply.dingtalk.robot import RobotSender
+
+    RobotSender(api, message(group)).send({"msgtype": "markdown", "markdown": {"title": "标题", "text": "**答案**"}})
+    ours = last_call(sink)
+    client, models = official(sink, "robot_1_0")
+    token = api.tokens.get(api.app, api.session)
+    param = json.dumps({"title": "标题", "text": "**答案**"}, ensure_ascii=False)
+    if group:
+        client.org_group_send_with_options(models.OrgGroupSendRequest(
+            robot_code="ding-robot-demo", open_conversation_id="cid-x", msg_key="sampleMarkdown", msg_param=param),
+            models.OrgGroupSendHeaders(x_acs_dingtalk_access_token=token), runtime())
+    else:
+        client.batch_send_otowith_options(models.BatchSendOTORequest(
+            robot_code="ding-robot-demo", user_ids=["staff-1"], msg_key="sampleMarkdown", msg_param=param),
+            models.BatchSendOTOHeaders(x_acs_dingtalk_access_token=token), runtime())
+    assert last_call(sink) == ours

@@ -16,7 +16,9 @@ from shared.common.message import IncomingMessage
 from shared.common.settings import EnvReader
 from shared.reply import texts
 from shared.reply.config import allowed_webhook_hosts, load_reply_config
+from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import card_factory
+from shared.reply.dingtalk.openapi import OpenApi
 from shared.reply.dingtalk.webhook import WebhookSender
 from shared.reply.llm.model import ChatModel
 from shared.reply.oss.storage import Storage
@@ -61,7 +63,8 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
         sender = WebhookSender(config.allowed_webhook_hosts)
         try:
             storage = Storage.open(config, getattr(context, "credentials", None))
-            replier = Replier(config, storage, ChatModel(config), sender, card_factory(config.card, config.app))
+            delivery = Delivery(config, sender, storage, OpenApi(config.app) if config.app else None)
+            replier = Replier(config, delivery, ChatModel(config), card_factory(config.card, config.app))
             status = replier.process(message)
         except Exception:
             logger.exception("unexpected failure")

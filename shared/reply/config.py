@@ -17,12 +17,16 @@ DEFAULT_LLM_ENDPOINT = "https://api.openai.com"
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_WEBHOOK_HOSTS = ("oapi.dingtalk.com", "api.dingtalk.com")
 DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
+# DingTalk's built-in AI markdown card (what the official SDK's AIMarkdownCardInstance uses).
+BUILTIN_CARD_TEMPLATE = "382e4302-551d-4880-bf29-a30acfab2e71.schema"
+BUILTIN_CARD_CONTENT_KEY = "msgContent"
 VARIABLES = (
     "CHATGPT_API_KEY", "USER_API_KEY", "ENDPOINT", "MODEL", "SYSTEM_PROMPT", "TEMPERATURE",
     "TIMEOUT", "HISTORY_LENGTH", "HISTORY_SCOPE", "OSS_MOUNT_POINT", "ALLOWED_WEBHOOK_HOSTS",
     "MAX_MESSAGE_BYTES", "LLM_MAX_RETRIES", "ALLOWED_CONVERSATIONS", "ALLOWED_USERS", "VERBOSE",
     "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
-    "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT",
+    "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT", "CARD_STREAMING",
+    "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
 )
 
 
@@ -66,20 +70,31 @@ class DingTalkApp:
 
 @dataclass(frozen=True)
 class CardSettings:
-    """Streaming into a DingTalk AI card: needs the app and a card template."""
+    """Answers streamed into a DingTalk AI card: on whenever the app is configured, unless
+    ``CARD_STREAMING=off``. Without ``DINGTALK_CARD_TEMPLATE_ID`` the card is DingTalk's built-in AI
+    markdown card, so an AppKey alone turns streaming on."""
 
     template_id: str
     content_key: str
     update_interval_seconds: float
+    max_chars: int
+    max_calls: int
+
+    @property
+    def builtin(self) -> bool:
+        return self.template_id == BUILTIN_CARD_TEMPLATE
 
     @classmethod
     def read(cls, read: EnvReader, app: Optional[DingTalkApp]) -> Optional["CardSettings"]:
-        """None (webhook mode) unless the app and ``DINGTALK_CARD_TEMPLATE_ID`` are set."""
-        template = read.text("DINGTALK_CARD_TEMPLATE_ID")
-        if app is None or not template:
+        streaming = read.choice("CARD_STREAMING", "on", ("on", "off")) == "on"
+        if app is None or not streaming:
             return None
-        return cls(template, read.text("DINGTALK_CARD_CONTENT_KEY") or "content",
-                   read.number("CARD_UPDATE_INTERVAL_MS", 300, int, 50, 10000) / 1000)
+        template = read.text("DINGTALK_CARD_TEMPLATE_ID")
+        content_key = (read.text("DINGTALK_CARD_CONTENT_KEY") or "content") if template else BUILTIN_CARD_CONTENT_KEY
+        return cls(template or BUILTIN_CARD_TEMPLATE, content_key,
+                   read.number("CARD_UPDATE_INTERVAL_MS", 300, int, 50, 10000) / 1000,
+                   read.number("CARD_MAX_CHARS", 3000, int, 500, 3000),
+                   read.number("CARD_MAX_CALLS", 25, int, 6, 200))
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,7 @@ class ReplyConfig:
     api_key: str
     llm_base_url: str
     model: str
+    vision_model: str
     system_prompt: Optional[str]
     temperature: Optional[float]
     timeout_seconds: float
@@ -102,6 +118,8 @@ class ReplyConfig:
     allowed_users: Tuple[str, ...]
     app: Optional[DingTalkApp]
     card: Optional[CardSettings]
+    show_reasoning: bool
+    max_context_tokens: Optional[int]
     log_level: int
 
     @property
@@ -120,6 +138,7 @@ class ReplyConfig:
             api_key=_api_key(read, base_url),
             llm_base_url=base_url,
             model=read.text("MODEL") or DEFAULT_MODEL,
+            vision_model=read.text("VISION_MODEL") or read.text("MODEL") or DEFAULT_MODEL,
             system_prompt=read.text("SYSTEM_PROMPT"),
             temperature=None if temperature is None else read.number("TEMPERATURE", 0.0, float, 0.0, 2.0),
             timeout_seconds=read.number("TIMEOUT", 55.0, float, 1.0, 86400.0),
@@ -135,6 +154,8 @@ class ReplyConfig:
             allowed_users=read.id_list("ALLOWED_USERS"),
             app=app,
             card=CardSettings.read(read, app),
+            show_reasoning=read.choice("SHOW_REASONING", "off", ("off", "quote")) == "quote",
+            max_context_tokens=read.number("MAX_CONTEXT_TOKENS", None, int, 500, 10_000_000),
             log_level=read.log_level(),
         ))
 

@@ -1,25 +1,53 @@
-"""Answers that grow in place: a DingTalk AI card, created for the conversation and streamed into.
+"""Answers that grow in place: DingTalk AI cards, within DingTalk's size and API-call limits.
 
-The card is created and delivered in one call (``createAndDeliver``), then each update sends
-the full text so far (``isFull``), so a dropped update costs nothing. Updates are batched: at
-most one per ``CARD_UPDATE_INTERVAL_MS``, which keeps DingTalk's rate limits whatever the
-model's token rate.
+One card is created and delivered in one call (``createAndDeliver``); each update sends the
+full text so far (``isFull``), so a dropped update costs nothing. With DingTalk's built-in AI
+markdown card (no ``DINGTALK_CARD_TEMPLATE_ID``) the card also moves through its ``flowStatus``
+(processing → inputting → finished / failed) as the official SDK's ``AIMarkdownCardInstance``
+does; a template of one's own is finished through the streaming call instead.
+
+Limits that only show on the real platform:
+- A card holding more than about 3,000 characters renders blank, so a longer answer is split
+  (``split.py``, code fences kept whole) and continues in a next card, each part finished.
+- A free organisation has 5,000 API calls a month, and every card update is one. Updates come
+  fast at first (the first text right after the model's first token) and ever slower as the
+  answer grows (up to 5 s apart), never more often than every 20 new characters, and one answer
+  never spends more than ``CARD_MAX_CALLS`` calls: once a card is half full the calls a next
+  card needs are kept aside, and what the budget cannot show goes out through the session
+  webhook instead.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from typing import Any, Callable, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
 
 from shared.common.errors import DingbotError
 from shared.common.message import IncomingMessage
 from shared.reply.config import CardSettings, DingTalkApp
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
+from shared.reply.dingtalk.split import split_message
+
+PROCESSING, INPUTTING, FINISHED, FAILED = "1", "2", "3", "5"
+# The built-in card's components, top to bottom (what the official SDK sends with every status change).
+BUILTIN_ORDER = json.dumps({"order": ["msgTitle", "msgButtons", "msgImages", "msgTextList", "msgContent"]})
+GROWTH = 1.5
+MAX_INTERVAL_SECONDS = 5.0
+MIN_NEW_CHARS = 20
 
 
 class CardError(DingbotError):
-    """A card step failed; the caller falls back to the session webhook."""
+    """A card step failed; what it could not show goes through the session webhook.
+
+    ``quota_spent``: DingTalk refused because the organisation's monthly API quota is used up."""
+
+    def __init__(self, detail: str, *, code: str = "", quota_spent: bool = False) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.quota_spent = quota_spent
 
 
 def open_space(message: IncomingMessage, robot_code: str) -> Dict[str, Any]:
@@ -35,8 +63,17 @@ def open_space(message: IncomingMessage, robot_code: str) -> Dict[str, Any]:
             "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": robot_code}}
 
 
-class AICard:
-    """One card: ``start`` delivers it empty, ``push`` shows the text so far, ``finish``/``fail`` close it."""
+@dataclass
+class _Card:
+    out_track_id: str
+    shown: str = ""
+    inputting: bool = False
+
+
+class CardStream:
+    """One answer shown in one or more cards. ``start`` delivers the first card, ``show`` shows the
+    text so far when the cadence and the budget allow, ``finish``/``fail`` close the answer and
+    return what no card could hold (for the session webhook)."""
 
     def __init__(self, settings: CardSettings, api: OpenApi, message: IncomingMessage, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -44,45 +81,120 @@ class AICard:
         self.api = api
         self.message = message
         self.clock = clock
-        self.out_track_id = f"dingbot-{uuid.uuid4().hex}"
-        self.shown = ""
-        self.last_update = float("-inf")
+        self.cards: List[_Card] = []
+        self.calls = 0
         self.updates = 0
+        self.next_update_at = float("-inf")
+        self.overflow: Optional[int] = None  # index of the first part no card will show
+
+    # --- the calls --------------------------------------------------------------------------------
 
     def _call(self, what: str, method: str, path: str, body: Dict[str, Any]) -> None:
+        self.calls += 1
         try:
             self.api.call(what, method, path, body)
         except OpenApiError as exc:
-            raise CardError(str(exc)) from None
+            raise CardError(str(exc), code=exc.code, quota_spent=exc.quota_spent) from None
+
+    def _create(self) -> _Card:
+        card = _Card(f"dingbot-{uuid.uuid4().hex}")
+        params = {"flowStatus": PROCESSING} if self.settings.builtin else {self.settings.content_key: ""}
+        self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
+            "cardTemplateId": self.settings.template_id, "outTrackId": card.out_track_id, "callbackType": "STREAM",
+            "cardData": {"cardParamMap": params}, "userIdType": 1,
+            **open_space(self.message, self.message.robotCode or self.api.app.robot_code)})
+        self.cards.append(card)
+        return card
+
+    def _status(self, card: _Card, params: Dict[str, str]) -> None:
+        params = {**params, "sys_full_json_obj": BUILTIN_ORDER}
+        self._call("card status update", "PUT", "/v1.0/card/instances",
+                   {"outTrackId": card.out_track_id, "cardData": {"cardParamMap": params}})
+
+    def _stream(self, card: _Card, text: str, *, final: bool = False, error: bool = False) -> None:
+        if self.settings.builtin and not card.inputting:
+            self._status(card, {"flowStatus": INPUTTING, "msgContent": ""})
+            card.inputting = True
+        self._call("card streaming update", "PUT", "/v1.0/card/streaming", {
+            "outTrackId": card.out_track_id, "guid": uuid.uuid4().hex, "key": self.settings.content_key,
+            "content": text, "isFull": True, "isFinalize": final, "isError": error})
+        card.shown = text
+
+    def _close(self, card: _Card, text: str, *, error: bool = False) -> None:
+        if self.settings.builtin:
+            self._status(card, {"flowStatus": FAILED if error else FINISHED, "msgContent": text})
+            card.shown = text
+        else:
+            self._stream(card, text, final=True, error=error)
+
+    # --- the budget -------------------------------------------------------------------------------
+
+    def _cost_of_update(self, card: _Card) -> int:
+        """One streaming call, and (built-in card) the switch to "inputting" before the first."""
+        return 2 if self.settings.builtin and not card.inputting else 1
+
+    def _cost_of_a_card(self) -> int:
+        """Create, one update, finish: what a next card must be able to afford."""
+        return 2 + self._cost_of_update(_Card(""))
+
+    def _left(self) -> int:
+        return self.settings.max_calls - self.calls
+
+    # --- the answer -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
-            "cardTemplateId": self.settings.template_id, "outTrackId": self.out_track_id, "callbackType": "STREAM",
-            "cardData": {"cardParamMap": {self.settings.content_key: ""}}, "userIdType": 1,
-            **open_space(self.message, self.message.robotCode or self.api.app.robot_code)})
+        self._create()
 
-    def _update(self, text: str, *, final: bool = False, error: bool = False) -> None:
-        self._call("card streaming update", "PUT", "/v1.0/card/streaming", {
-            "outTrackId": self.out_track_id, "guid": uuid.uuid4().hex, "key": self.settings.content_key,
-            "content": text, "isFull": True, "isFinalize": final, "isError": error})
-        self.shown, self.last_update, self.updates = text, self.clock(), self.updates + 1
+    def _parts(self, text: str) -> List[str]:
+        return split_message(text, self.settings.max_chars, measure=len)
 
-    def push(self, text: str) -> None:
-        """Show ``text`` (the whole answer so far) unless the last update was too recent."""
-        if text != self.shown and self.clock() - self.last_update >= self.settings.update_interval_seconds:
-            self._update(text)
+    def _advance(self, parts: List[str]) -> None:
+        """Finish every card whose part is complete and open the next, while the budget allows."""
+        while self.overflow is None and len(parts) > len(self.cards):
+            if self._left() - 1 < self._cost_of_a_card():  # 1: finishing this card
+                self.overflow = len(self.cards)
+                return
+            self._close(self.cards[-1], parts[len(self.cards) - 1])
+            self._create()
 
-    def finish(self, text: str) -> None:
-        self._update(text, final=True)
+    def show(self, text: str) -> None:
+        """Show the answer so far, if an update is due; raises ``CardError``."""
+        parts = self._parts(text)
+        self._advance(parts)
+        card = self.cards[-1]
+        visible = parts[len(self.cards) - 1]
+        now = self.clock()
+        due = now >= self.next_update_at and len(visible) - len(card.shown) >= (MIN_NEW_CHARS if card.shown else 1)
+        # Always keep the call that finishes this card; once it is half full, also what a next card costs.
+        reserve = 1 + (self._cost_of_a_card() if len(visible) > self.settings.max_chars // 2 else 0)
+        affordable = self._left() - self._cost_of_update(card) >= reserve
+        if visible != card.shown and due and affordable:
+            self._stream(card, visible)
+            interval = min(MAX_INTERVAL_SECONDS, self.settings.update_interval_seconds * GROWTH ** self.updates)
+            self.updates += 1
+            self.next_update_at = now + interval
 
-    def fail(self, text: str) -> None:
-        self._update(text, final=True, error=True)
+    def finish(self, text: str) -> str:
+        """Finish the answer; return the part of it no card holds (empty when the cards hold it all)."""
+        parts = self._parts(text)
+        self._advance(parts)
+        self._close(self.cards[-1], parts[len(self.cards) - 1])
+        return "".join(parts[len(self.cards):])
+
+    def fail(self, text: str, reason: str) -> None:
+        """Close the current card in the failed state: what of ``text`` it holds, then the ``reason``."""
+        parts = self._parts(text) if text else []
+        current = parts[len(self.cards) - 1] if len(parts) >= len(self.cards) else ""
+        room = self.settings.max_chars - len(reason) - 3
+        if current and len(current) > room:
+            current = current[:room] + "…"
+        self._close(self.cards[-1], f"{current}\n\n{reason}" if current else reason, error=True)
 
 
-CardFactory = Callable[[IncomingMessage], Optional[AICard]]
+CardFactory = Callable[[IncomingMessage], Optional[CardStream]]
 
 
 def card_factory(settings: Optional[CardSettings], app: Optional[DingTalkApp]) -> CardFactory:
     if settings is None or app is None:
         return lambda message: None
-    return lambda message: AICard(settings, OpenApi(app), message)
+    return lambda message: CardStream(settings, OpenApi(app), message)

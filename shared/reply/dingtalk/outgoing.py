@@ -1,8 +1,9 @@
 """The DingTalk messages that carry one answer: text or markdown, split, the asker mentioned.
 
-Markdown answers (code blocks, lists, headings, tables) go out as ``markdown`` so they render;
-plain answers as ``text``. DingTalk shows an @-mention in a markdown message only when the text
-itself contains ``@userId``, so the first part carries it; ``text`` messages need only ``at``.
+Markdown answers (code blocks, lists, headings, tables) go out as ``markdown`` so they render,
+tables rewritten as lists since message markdown shows them on desktop only; plain answers go
+as ``text``. DingTalk shows an @-mention in a markdown message only when the text itself
+contains ``@userId``, so the first part carries it; ``text`` messages need only ``at``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional
 
+from shared.reply.dingtalk.mobile import tables_as_lists
 from shared.reply.dingtalk.split import split_message
 
 MARKDOWN_HINTS = re.compile(
@@ -34,6 +36,8 @@ def _title(text: str) -> str:
 def dingtalk_messages(answer: str, *, mention: Optional[str], max_bytes: int) -> List[Dict[str, Any]]:
     """DingTalk message bodies, in order, each under ``max_bytes`` of UTF-8."""
     markdown = looks_like_markdown(answer)
+    if markdown:
+        answer = tables_as_lists(answer)
     reserve = len(mention.encode("utf-8")) + 8 if mention else 0
     parts = split_message(answer, max_bytes - reserve)
     messages = []

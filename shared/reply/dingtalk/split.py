@@ -1,32 +1,39 @@
-"""Split a long answer into ordered parts that each fit one DingTalk message, losing nothing.
+"""Split a long answer into ordered parts that each fit one DingTalk message or card, losing nothing.
 
 DingTalk refuses robot messages of roughly 15,000+ bytes (errcode 460101 is reported near
-20,000), so parts are measured in UTF-8 bytes. Cuts fall on paragraph, then line, then
-sentence boundaries; a cut inside a fenced code block closes the fence and reopens it in the
-next part so both halves still render as code.
+20,000), so message parts are measured in UTF-8 bytes; a card is limited in characters (about
+3,000 before it renders blank), so card parts are measured with ``len``. Cuts fall on paragraph,
+then line, then sentence boundaries; a cut inside a fenced code block closes the fence and
+reopens it in the next part so both halves still render as code. A part never changes once the
+text after it is longer than the limit, so a growing answer can be split as it streams.
 """
 
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import Callable, List
 
 FENCE = re.compile(r"^\s*(```+|~~~+)(.*)$")
 _SEPARATORS = ("\n\n", "\n", "。", ". ", "！", "？", "；", " ")
 
 
-def _size(text: str) -> int:
+Measure = Callable[[str], int]
+
+
+def utf8_size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def _hard_cut(text: str, limit: int) -> int:
-    """The largest character index whose prefix fits ``limit`` bytes (never splits a character)."""
+def _hard_cut(text: str, limit: int, measure: Measure) -> int:
+    """The largest character index whose prefix fits ``limit`` (never splits a character)."""
+    if measure is len:
+        return min(len(text), max(limit, 0))
     encoded = text.encode("utf-8")[:limit]
     return len(encoded.decode("utf-8", "ignore"))
 
 
-def _cut_point(text: str, limit: int) -> int:
-    window = text[:_hard_cut(text, limit)]
+def _cut_point(text: str, limit: int, measure: Measure) -> int:
+    window = text[:_hard_cut(text, limit, measure)]
     for separator in _SEPARATORS:
         index = window.rfind(separator)
         if index > len(window) // 3:
@@ -43,21 +50,22 @@ def _open_fence(text: str, state: str | None) -> str | None:
     return state
 
 
-def split_message(text: str, limit: int) -> List[str]:
-    """Parts in order, each at most ``limit`` UTF-8 bytes; joined they give back the text."""
-    if _size(text) <= limit:
+def split_message(text: str, limit: int, measure: Measure = utf8_size) -> List[str]:
+    """Parts in order, each at most ``limit`` by ``measure`` (UTF-8 bytes unless told otherwise);
+    joined, less the fences added around cuts, they give back the text."""
+    if measure(text) <= limit:
         return [text]
-    reserve = 40
+    reserve = 40 if measure is utf8_size else 8
     parts: List[str] = []
     fence: str | None = None
     rest = text
     while rest:
         prefix = f"{fence}\n" if fence else ""
-        budget = limit - _size(prefix) - reserve
-        if _size(rest) <= limit - _size(prefix):
+        budget = limit - measure(prefix) - reserve
+        if measure(rest) <= limit - measure(prefix):
             parts.append(prefix + rest)
             break
-        cut = max(1, _cut_point(rest, budget))
+        cut = max(1, _cut_point(rest, budget, measure))
         chunk, rest = rest[:cut], rest[cut:]
         fence_after = _open_fence(chunk, fence)
         closing = "\n```" if fence_after else ""

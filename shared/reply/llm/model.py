@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.backoff import Backoff, fits
 from shared.reply.config import ReplyConfig
+from shared.reply.llm.prompt import Prompt
+from shared.reply.llm.reasoning import Split, split_reasoning
 
 logger = log.get("llm")
 
 MIN_ATTEMPT_SECONDS = 1.0
+CONTEXT_OVERFLOW_HINTS = ("context_length_exceeded", "context length", "maximum context", "too many tokens",
+                          "prompt is too long", "input is too long")
+IMAGE_REFUSAL_HINTS = ("image", "vision", "multimodal", "image_url")
 
 
 @functools.lru_cache(maxsize=4)
@@ -29,7 +35,12 @@ def _client(base_url: str, api_key: str, timeout: float) -> Any:
     return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
 
 
-def _user_message(exc: Exception) -> str:
+def _mentions(exc: Exception, hints: tuple) -> bool:
+    text = f"{getattr(exc, 'code', '') or ''} {getattr(exc, 'message', '') or exc}".lower()
+    return any(hint in text for hint in hints)
+
+
+def _user_message(exc: Exception, prompt: Prompt) -> str:
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
@@ -38,6 +49,8 @@ def _user_message(exc: Exception) -> str:
         return texts.RATE_LIMITED
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return texts.AUTH_FAILED
+    if isinstance(exc, openai.BadRequestError) and prompt.has_images and _mentions(exc, IMAGE_REFUSAL_HINTS):
+        return texts.CANNOT_SEE
     if isinstance(exc, openai.APIStatusError):
         template = texts.UNAVAILABLE if exc.status_code >= 500 else texts.REJECTED
         return template.format(status=exc.status_code)
@@ -46,12 +59,21 @@ def _user_message(exc: Exception) -> str:
     return texts.INTERNAL
 
 
+@dataclass(frozen=True)
+class Delta:
+    """A streamed piece: answer text (reasoning may be inline in it) and a separate reasoning delta."""
+
+    content: str = ""
+    reasoning: str = ""
+
+
 class ChatModel:
     """One question, answered with the conversation's recent turns.
 
     ``TIMEOUT`` bounds the whole answer, retries included: each attempt gets what is left of the
     budget, and a retry (connection error, 429, 5xx, up to ``LLM_MAX_RETRIES``) is made only when
-    its backoff still leaves time for a useful attempt. 429 honours ``Retry-After``.
+    its backoff still leaves time for a useful attempt. 429 honours ``Retry-After``. A prompt the
+    model finds too long is asked once more with the oldest turns dropped.
     """
 
     def __init__(self, config: ReplyConfig, *, clock: Callable[[], float] = time.monotonic,
@@ -62,44 +84,68 @@ class ChatModel:
         self.backoff = backoff
         self.deadline = 0.0
 
-    def _create(self, messages: List[Dict[str, str]], **extra: Any) -> Any:
+    def _fit(self, prompt: Prompt) -> Prompt:
+        limit = self.config.max_context_tokens
+        fitted = prompt.fitted(limit)
+        if limit and fitted.tokens() > limit:
+            raise LLMError(texts.TOO_LONG, f"the question alone is about {fitted.tokens():.0f} tokens, over "
+                                           f"MAX_CONTEXT_TOKENS={limit}")
+        if len(fitted.history) < len(prompt.history):
+            logger.info("MAX_CONTEXT_TOKENS=%d: sent %d of %d turns", limit, len(fitted.history), len(prompt.history))
+        return fitted
+
+    def _create(self, prompt: Prompt, **extra: Any) -> Any:
         """One completion request, retried within the TIMEOUT budget; raises ``LLMError``."""
         import openai
 
         client = _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
-        options: Dict[str, Any] = {"model": self.config.model, "messages": messages, **extra}
-        if self.config.temperature is not None:
-            options["temperature"] = self.config.temperature
         self.deadline = self.clock() + self.config.timeout_seconds
-        attempt = 0
+        prompt = self._fit(prompt)
+        attempt, shortened = 0, False
         while True:
             attempt += 1
+            options: Dict[str, Any] = {"model": self.config.vision_model if prompt.has_images else self.config.model,
+                                       "messages": prompt.messages(), **extra}
+            if self.config.temperature is not None:
+                options["temperature"] = self.config.temperature
             try:
                 remaining = max(self.deadline - self.clock(), 0.1)
                 return client.with_options(timeout=remaining).chat.completions.create(**options)
+            except openai.BadRequestError as exc:
+                shorter = None if shortened or not _mentions(exc, CONTEXT_OVERFLOW_HINTS) else prompt.shortened()
+                if shorter is None or not fits(self.clock(), 0.0, self.deadline, MIN_ATTEMPT_SECONDS):
+                    message = texts.TOO_LONG if _mentions(exc, CONTEXT_OVERFLOW_HINTS) else _user_message(exc, prompt)
+                    logger.error("model refused the request: %s", exc)
+                    raise LLMError(message, f"{type(exc).__name__}: {exc}") from None
+                logger.warning("the model's context is full: dropped the %d oldest of %d turns and asked again",
+                               len(prompt.history) - len(shorter.history), len(prompt.history))
+                prompt, shortened = shorter, True
             except openai.OpenAIError as exc:
                 delay = self._retry_delay(exc, attempt, self.deadline)
                 if delay is None:
                     logger.error("model call failed after %d attempt(s): %s: %s", attempt, type(exc).__name__, exc)
-                    raise LLMError(_user_message(exc), f"{type(exc).__name__}: {exc}") from None
+                    raise LLMError(_user_message(exc, prompt), f"{type(exc).__name__}: {exc}") from None
                 logger.warning("model call failed (%s), retry %d in %.2fs", type(exc).__name__, attempt, delay)
                 self.sleep(delay)
 
-    def answer(self, messages: List[Dict[str, str]]) -> str:
-        completion = self._create(messages)
+    def answer(self, prompt: Prompt) -> Split:
+        completion = self._create(prompt)
         choices = getattr(completion, "choices", None) or []
-        content = (choices[0].message.content or "").strip() if choices and choices[0].message else ""
-        if not content:
-            logger.error("model returned no text (choices=%d)", len(choices))
+        message = choices[0].message if choices else None
+        split = split_reasoning(getattr(message, "content", None) or "")
+        reasoning = getattr(message, "reasoning_content", None) or split.reasoning
+        answer = split.answer.strip()
+        if not answer:
+            logger.error("model returned no answer text (choices=%d)", len(choices))
             raise LLMError(texts.EMPTY_ANSWER, "empty answer")
-        return content
+        return Split(answer, reasoning if isinstance(reasoning, str) else "", False)
 
-    def stream(self, messages: List[Dict[str, str]]) -> Iterator[str]:
+    def stream(self, prompt: Prompt) -> Iterator[Delta]:
         """The answer as it is written (``stream=True``). Opening the stream is retried like ``answer``;
         a failure after text has arrived is not, since that text is already on screen."""
         import openai
 
-        chunks = self._create(messages, stream=True)
+        chunks = self._create(prompt, stream=True)
         received, finished = False, False
         try:
             for chunk in chunks:
@@ -107,14 +153,17 @@ class ChatModel:
                     raise LLMError(texts.TIMEOUT, "stream exceeded TIMEOUT")
                 choice = chunk.choices[0] if chunk.choices else None
                 finished = finished or bool(choice and choice.finish_reason)
-                if choice and choice.delta and choice.delta.content:
-                    received = True
-                    yield choice.delta.content
+                delta = choice.delta if choice else None
+                content = (getattr(delta, "content", None) or "") if delta else ""
+                reasoning = (getattr(delta, "reasoning_content", None) or "") if delta else ""
+                if content or reasoning:
+                    received = received or bool(content)
+                    yield Delta(content, reasoning if isinstance(reasoning, str) else "")
         except LLMError:
             raise
         except openai.OpenAIError as exc:
             logger.error("model stream broke off: %s: %s", type(exc).__name__, exc)
-            raise LLMError(_user_message(exc), f"{type(exc).__name__}: {exc}") from None
+            raise LLMError(_user_message(exc, prompt), f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:  # the HTTP client's own errors when a connection drops mid-stream
             logger.error("model stream broke off: %s: %s", type(exc).__name__, exc)
             raise LLMError(texts.INTERRUPTED, f"{type(exc).__name__}: {exc}") from None

@@ -18,6 +18,7 @@ from shared.reply.config import ReplyConfig
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, digest
+from shared.reply.oss.quota import QuotaMemo
 
 T = TypeVar("T")
 DATA_FOLDER = "dingbot"
@@ -30,9 +31,11 @@ logger = log.get("storage")
 
 class Storage:
     def __init__(self, history: Optional[HistoryStore], claims: Optional[Claims], *,
-                 unavailable: str = "", clock: Callable[[], float] = time.time) -> None:
+                 quota: Optional[QuotaMemo] = None, unavailable: str = "",
+                 clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
+        self.quota = quota
         self.unavailable = unavailable
         self.clock = clock
 
@@ -49,7 +52,7 @@ class Storage:
         if config.oss_bucket and credentials is not None:
             api = ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX)
             claims = Claims(api, atomic_create=True)
-        return cls(HistoryStore(blobs), claims)
+        return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs))
 
     def _attempt(self, what: str, cost: str, call: Callable[[], T], fallback: T) -> T:
         if self.unavailable:
@@ -109,3 +112,12 @@ class Storage:
         """Take back a command's record when its confirmation reached nobody."""
         if name:
             self._attempt("take back a command", "it stays in effect", lambda: self.history.remove(name), None)
+
+    def dingtalk_quota_paused_until(self) -> Optional[float]:
+        """Whether an instance found DingTalk's monthly API quota spent (and until when to believe it)."""
+        return self._attempt("read the API quota note", "DingTalk's API will be tried",
+                             lambda: self.quota.paused_until(), None)
+
+    def remember_dingtalk_quota_spent(self, code: str) -> Optional[float]:
+        return self._attempt("note the spent API quota", "other instances will find out by themselves",
+                             lambda: self.quota.remember(code), None)

@@ -1,0 +1,87 @@
+"""Where an answer's messages go, in order, each at most once.
+
+The session webhook first, each part retried on its own so an accepted part is never sent
+again. Once the session is gone (expired before the answer was ready, or errcode 300001 part
+way), the rest goes through the robot OpenAPI if the app's credentials are configured; without
+them the log says plainly that the answer could not be delivered. A spent monthly API quota is
+noted for every instance (``oss/quota.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from shared.common import log
+from shared.common.errors import WebhookError
+from shared.common.message import IncomingMessage
+from shared.reply.config import ReplyConfig
+from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
+from shared.reply.dingtalk.outgoing import dingtalk_messages
+from shared.reply.dingtalk.robot import RobotSender
+from shared.reply.dingtalk.webhook import Webhook, WebhookSender
+from shared.reply.oss.storage import Storage
+
+logger = log.get("delivery")
+
+
+class Delivery:
+    def __init__(self, config: ReplyConfig, sender: WebhookSender, storage: Storage,
+                 api: Optional[OpenApi] = None) -> None:
+        self.config = config
+        self.sender = sender
+        self.storage = storage
+        self.api = api
+
+    def openapi_usable(self) -> bool:
+        """The app is configured and no instance has found the monthly API quota spent."""
+        return self.api is not None and self.storage.dingtalk_quota_paused_until() is None
+
+    def note_quota_spent(self, code: str) -> None:
+        """A spent monthly quota is worth telling every instance, once."""
+        until = self.storage.remember_dingtalk_quota_spent(code)
+        logger.error("DingTalk's monthly API quota of this organisation is spent (%s): cards and the robot OpenAPI "
+                     "are paused%s; answers go through the session webhook", code,
+                     time.strftime(" until %Y-%m-%d %H:%M UTC", time.gmtime(until)) if until else "")
+
+    def _robot_send(self, message: IncomingMessage, body: Dict[str, Any]) -> Optional[str]:
+        """Post through the robot OpenAPI; None when it worked, else why not."""
+        robot = RobotSender.able(self.api, message) if self.openapi_usable() else None
+        if robot is None:
+            return ("the session webhook is gone and there is no other way to the chat (set DINGTALK_APP_KEY and "
+                    "DINGTALK_APP_SECRET to answer through the robot OpenAPI)" if self.api is None else
+                    "the session webhook is gone and the robot OpenAPI cannot be used now (quota, or no staff id)")
+        try:
+            robot.send(body)
+        except OpenApiError as exc:
+            if exc.quota_spent:
+                self.note_quota_spent(exc.code)
+            return f"the robot OpenAPI refused: {exc}"
+        return None
+
+    def send(self, message: IncomingMessage, webhook: Optional[Webhook], answer: str) -> Tuple[int, int]:
+        """Post every part in order; stop at the first part nothing would take. Return (parts, delivered).
+        ``webhook`` None: the session had expired before the answer was ready."""
+        mention = message.senderStaffId if message.is_group and message.senderStaffId else None
+        bodies = dingtalk_messages(answer, mention=mention, max_bytes=self.config.max_message_bytes)
+        for index, body in enumerate(bodies):
+            if webhook is not None:
+                try:
+                    self.sender.send(webhook, body)
+                    continue
+                except WebhookError as exc:
+                    if not exc.gone:
+                        logger.error("DingTalk refused part %d of %d: %s", index + 1, len(bodies), exc)
+                        return len(bodies), index
+                    logger.warning("%s at part %d of %d; the rest goes through the robot OpenAPI", exc, index + 1,
+                                   len(bodies))
+                    webhook = None
+            failure = self._robot_send(message, body)
+            if failure:
+                logger.error("part %d of %d could not be delivered: %s", index + 1, len(bodies), failure)
+                return len(bodies), index
+        return len(bodies), len(bodies)
+
+    def tell(self, message: IncomingMessage, webhook: Optional[Webhook], text: str) -> bool:
+        """One short sentence to the chat, by whatever way is left."""
+        return self.send(message, webhook, text)[1] == 1
