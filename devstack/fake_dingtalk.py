@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from devstack.loopback import JsonHandler, LoopbackServer
 from shared.receiver.dingtalk.signature import compute_sign
@@ -36,8 +36,12 @@ def signed_headers(app_secret: str, now_ms: Optional[int] = None) -> Dict[str, s
 def callback_body(text: str, *, webhook_base: str, conversation_id: str = "cid-group-demo", group: bool = True,
                   sender_nick: str = "张三", sender_staff_id: str = "staff-zhangsan", msgtype: str = "text",
                   msg_id: Optional[str] = None, now_ms: Optional[int] = None, is_admin: bool = False,
-                  webhook_lifetime_ms: int = WEBHOOK_LIFETIME_MS) -> Dict[str, Any]:
-    """A callback body shaped like DingTalk's (group @ messages keep their leading space)."""
+                  webhook_lifetime_ms: int = WEBHOOK_LIFETIME_MS, content: Optional[Dict[str, Any]] = None,
+                  replied: Optional[Dict[str, Any]] = None, robot_code: str = "ding-local-app") -> Dict[str, Any]:
+    """A callback body shaped like DingTalk's (group @ messages keep their leading space). ``content``
+    replaces the media content (``{"downloadCode": ..., "fileName": ...}``, ``{"richText": [...]}``);
+    ``replied`` makes a text message a reply to that earlier message (``repliedMsg``). An
+    enterprise-internal robot's ``robotCode`` is its app's AppKey."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     body: Dict[str, Any] = {
         "msgtype": msgtype,
@@ -51,7 +55,7 @@ def callback_body(text: str, *, webhook_base: str, conversation_id: str = "cid-g
         "senderCorpId": "ding-corp-demo",
         "isAdmin": is_admin,
         "chatbotUserId": "$:LWCP_v1:$bot",
-        "robotCode": "ding-robot-demo",
+        "robotCode": robot_code,
         "isInAtList": True,
         "sessionWebhook": f"{webhook_base}/robot/sendBySession?session={uuid.uuid4().hex}",
         "sessionWebhookExpiredTime": now + webhook_lifetime_ms,
@@ -60,6 +64,10 @@ def callback_body(text: str, *, webhook_base: str, conversation_id: str = "cid-g
         body["conversationTitle"] = "演示群"
     if msgtype == "text":
         body["text"] = {"content": (" " + text) if group else text}
+        if replied:
+            body["text"].update({"isReplyMsg": True, "repliedMsg": {"msgId": "earlier", "senderId": "x", **replied}})
+    elif content is not None:
+        body["content"] = content
     elif msgtype == "richText":
         body["content"] = {"richText": [{"text": text}]}
     elif msgtype == "audio":
@@ -237,7 +245,7 @@ class _SinkHandler(JsonHandler):
         code = body.get("downloadCode")
         if body.get("robotCode") != self.server.app_key or code not in self.server.files:
             return self._refuse(400, "invalidParameter", "downloadCode or robotCode is not valid")
-        self.send_json(200, {"downloadUrl": f"{self.server.url}/files/{code}?expires=3600"})
+        self.send_json(200, {"downloadUrl": f"{self.server.url}/files/{quote(code)}?expires=3600"})
 
     def do_PUT(self) -> None:
         body = self._record()
@@ -249,7 +257,7 @@ class _SinkHandler(JsonHandler):
         return None
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        path = unquote(urlsplit(self.path).path)
         data = self.server.files.get(path.rsplit("/", 1)[-1]) if path.startswith("/files/") else None
         if data is None:
             return self._refuse(404, "NotFound", self.path)

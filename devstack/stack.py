@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -92,9 +93,9 @@ class LocalStack:
         else:
             env.update({"ENDPOINT": self.llm.url, "CHATGPT_API_KEY": OFFLINE_KEY, "USER_API_KEY": OFFLINE_KEY,
                         "MODEL": "offline-demo"})
-        if s.stream:
-            env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
-                        "DINGTALK_API_ENDPOINT": self.sink.url})
+        # The local DingTalk app: pictures and files download through it; cards only with --stream.
+        env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
+                    "DINGTALK_API_ENDPOINT": self.sink.url, "CARD_STREAMING": "on" if s.stream else "off"})
         env.update(s.reply_env)
         return env
 
@@ -142,6 +143,12 @@ class LocalStack:
         if not line:
             raise PortInUse(f"the receiver could not start on port {port}; see {self.log_dir / 'receiver.log'}")
         self.receiver_url = json.loads(line)["url"]
+
+    def attach(self, data: bytes) -> str:
+        """Put a picture or file on the local DingTalk; the download code a message carries for it."""
+        code = f"local-{uuid.uuid4().hex}"
+        self.sink.files[code] = data
+        return code
 
     def send(self, text: str, *, wait: float = 60.0, **callback: Any) -> Exchange:
         """Send one signed callback as DingTalk would and wait for the reply function to finish."""

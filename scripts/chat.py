@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -23,6 +25,8 @@ HELP = """You are a DingTalk user; every line you type is a message to the bot.
   /group [NAME]  talk in a group (default 演示群); the bot @-mentions you there
   /dm            talk one-to-one with the bot
   /as NAME       become another user
+  /image PATH [TEXT]  send a picture (with TEXT: rich text, the picture after the text)
+  /file PATH     send a file (DingTalk allows files in one-to-one chats only, so this goes there)
   /quit          stop (Ctrl-D works too)
 Bot commands such as \\clear, /clear and \\help go to the bot."""
 
@@ -52,6 +56,8 @@ class Chat:
             self.in_group, self.group = True, rest.strip() or self.group
         elif word == "/as" and rest.strip():
             self.user = rest.strip()
+        elif word in ("/image", "/file"):
+            self.send_media(word, rest)
         elif word in ("/quit", "/exit"):
             raise EOFError
         elif word == "/local":
@@ -60,15 +66,35 @@ class Chat:
             return False
         return True
 
-    def say(self, text: str) -> None:
+    def send_media(self, word: str, rest: str) -> None:
+        try:
+            path, *caption = shlex.split(rest)
+            data = Path(path).expanduser().read_bytes()
+        except (ValueError, OSError) as exc:
+            print(f"  (cannot send that: {getattr(exc, 'strerror', None) or exc}; usage: {word} PATH)")
+            return
+        code = self.stack.attach(data)
+        if word == "/file":
+            if self.in_group:
+                print("  (DingTalk lets people send files to the bot only in one-to-one chats: sent there)")
+            self.say("", msgtype="file", group=False,
+                     content={"downloadCode": code, "fileName": Path(path).name, "fileId": code, "spaceId": "local"})
+        elif caption:
+            self.say("", msgtype="richText", content={"richText": [{"text": " ".join(caption)},
+                                                                   {"type": "picture", "downloadCode": code}]})
+        else:
+            self.say("", msgtype="picture", content={"downloadCode": code})
+
+    def say(self, text: str, *, group: Optional[bool] = None, **message: Any) -> None:
         self.names[self.staff_id] = self.user
-        conversation = f"cid-group-{self.group}" if self.in_group else f"cid-dm-{self.staff_id}"
-        space = conversation if self.in_group else self.staff_id
+        in_group = self.in_group if group is None else group
+        conversation = f"cid-group-{self.group}" if in_group else f"cid-dm-{self.staff_id}"
+        space = conversation if in_group else self.staff_id
         known = {c["outTrackId"] for c in self.stack.sink.cards_in(space)}
         result: list = []
         sender = threading.Thread(target=lambda: result.append(self.stack.send(
-            text, group=self.in_group, conversation_id=conversation, sender_nick=self.user,
-            sender_staff_id=self.staff_id)), daemon=True)
+            text, group=in_group, conversation_id=conversation, sender_nick=self.user,
+            sender_staff_id=self.staff_id, **message)), daemon=True)
         sender.start()
         streamed = self.follow_card(space, known, sender)
         sender.join()

@@ -1,10 +1,14 @@
 """End to end through the local stack: receiver process → FC API → reply workers → model → webhook."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from devstack.stack import LocalStack, StackSettings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module", params=["fc3", "fc2"])
@@ -65,3 +69,22 @@ def test_streaming_mode_answers_in_a_card_through_the_whole_chain(streaming_stac
     [card] = exchange.cards
     assert card["finalized"] and "你好" in card["content"]
     assert card["openSpaceId"].endswith("IM_GROUP.cid-e2e-card" if group else "IM_ROBOT.staff-c")
+
+
+def test_make_run_sends_a_picture_and_a_file_through_the_whole_chain(tmp_path, capsys):
+    import fixtures
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import chat
+
+    (tmp_path / "cat.png").write_bytes(fixtures.png())
+    (tmp_path / "报告.pdf").write_bytes(fixtures.pdf("Revenue grew"))
+    with LocalStack(StackSettings(state_dir=tmp_path / "state")) as stack:
+        user = chat.Chat(stack)
+        assert user.local_command(f"/image {tmp_path / 'cat.png'} 这是什么动物")
+        assert user.local_command(f"/file '{tmp_path / '报告.pdf'}'")
+        assert user.local_command("/image /no/such/file.png")
+    out = capsys.readouterr().out
+    assert "看到了 1 张图片。这是什么动物" in out
+    assert "only in one-to-one chats" in out and "【文件：报告.pdf】" in out and "Revenue grew" in out
+    assert "cannot send that" in out

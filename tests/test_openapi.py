@@ -74,11 +74,11 @@ def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
     if group:
         space["im_group_open_space_model"] = models.CreateAndDeliverRequestImGroupOpenSpaceModel(support_forward=True)
         space["im_group_open_deliver_model"] = models.CreateAndDeliverRequestImGroupOpenDeliverModel(
-            robot_code="ding-robot-demo", at_user_ids={"staff-1": "张三"})
+            robot_code="ding-local-app", at_user_ids={"staff-1": "张三"})
     else:
         space["im_robot_open_space_model"] = models.CreateAndDeliverRequestImRobotOpenSpaceModel(support_forward=True)
         space["im_robot_open_deliver_model"] = models.CreateAndDeliverRequestImRobotOpenDeliverModel(
-            space_type="IM_ROBOT", robot_code="ding-robot-demo")
+            space_type="IM_ROBOT", robot_code="ding-local-app")
     request = models.CreateAndDeliverRequest(
         card_template_id="tpl.schema", out_track_id=card.cards[0].out_track_id, callback_type="STREAM", user_id_type=1,
         card_data=models.CreateAndDeliverRequestCardData(card_param_map={"content": ""}), **space)
@@ -132,10 +132,10 @@ def test_robot_messages_match_the_official_sdk(sink, api, group):
     param = json.dumps({"title": "标题", "text": "**答案**"}, ensure_ascii=False)
     if group:
         client.org_group_send_with_options(models.OrgGroupSendRequest(
-            robot_code="ding-robot-demo", open_conversation_id="cid-x", msg_key="sampleMarkdown", msg_param=param),
+            robot_code="ding-local-app", open_conversation_id="cid-x", msg_key="sampleMarkdown", msg_param=param),
             models.OrgGroupSendHeaders(x_acs_dingtalk_access_token=token), runtime())
     else:
         client.batch_send_otowith_options(models.BatchSendOTORequest(
-            robot_code="ding-robot-demo", user_ids=["staff-1"], msg_key="sampleMarkdown", msg_param=param),
+            robot_code="ding-local-app", user_ids=["staff-1"], msg_key="sampleMarkdown", msg_param=param),
             models.BatchSendOTOHeaders(x_acs_dingtalk_access_token=token), runtime())
     assert last_call(sink) == ours

@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import fixtures
 import pytest
 from conftest import API_KEY
 
@@ -20,6 +21,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import package  # noqa: E402
 
 PYTHON310 = package.find_python310()
+# Imported only when someone sends a file.
+FILE_READERS = {"pypdf", "defusedxml"}
 needs_310 = pytest.mark.skipif(PYTHON310 is None, reason="no CPython 3.10 on this machine to act as the FC runtime")
 
 
@@ -129,4 +132,22 @@ print(json.dumps({{"status": status, "modules": sorted({{m.split(".")[0] for m i
     assert "你好" in sink.wait_for(1)[0]["text"]["content"]
     carried = {p.name.removesuffix(".py") for p in code.iterdir()
                if p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
-    assert carried - set(outcome["modules"]) == set()
+    assert carried - set(outcome["modules"]) == FILE_READERS
+    assert not FILE_READERS & set(outcome["modules"])
+
+
+@needs_310
+def test_reply_zip_reads_pdf_and_docx_on_python310(built, tmp_path):
+    dist, runtime = built
+    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
+    (tmp_path / "a.pdf").write_bytes(fixtures.pdf("Quarterly report: revenue grew"))
+    (tmp_path / "a.docx").write_bytes(fixtures.docx(["第一段", "第二段"]))
+    script = f"""
+import json
+from shared.reply.documents import read_document
+pdf = read_document("a.pdf", open({str(tmp_path / "a.pdf")!r}, "rb").read(), 1000).text
+docx = read_document("a.docx", open({str(tmp_path / "a.docx")!r}, "rb").read(), 1000).text
+print(json.dumps({{"pdf": pdf, "docx": docx}}, ensure_ascii=False))
+"""
+    outcome = run_isolated(code, runtime, script, {"PATH": "/usr/bin:/bin"})
+    assert "revenue grew" in outcome["pdf"] and outcome["docx"] == "第一段\n第二段"

@@ -98,7 +98,7 @@ def test_wrong_api_key_tells_the_chat_to_check_configuration(reply, reply_env, u
     assert "API Key" in texts_of(sink)[0]
 
 
-@pytest.mark.parametrize("msgtype, expected", [("picture", "图片"), ("file", "文件"), ("video", "视频")])
+@pytest.mark.parametrize("msgtype, expected", [("video", "视频"), ("interactiveCard", "interactiveCard")])
 def test_unsupported_messages_get_a_polite_reply(msgtype, expected, reply, reply_env, use_env, llm, sink):
     use_env(reply_env)
     assert run(reply, payload(sink, "", msgtype=msgtype)) == "unsupported"

@@ -27,6 +27,7 @@ VARIABLES = (
     "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
     "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT", "CARD_STREAMING",
     "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
+    "MAX_FILE_MB", "FILE_TEXT_CHARS",
 )
 
 
@@ -120,6 +121,8 @@ class ReplyConfig:
     card: Optional[CardSettings]
     show_reasoning: bool
     max_context_tokens: Optional[int]
+    max_file_bytes: int
+    file_text_chars: int
     log_level: int
 
     @property
@@ -156,6 +159,8 @@ class ReplyConfig:
             card=CardSettings.read(read, app),
             show_reasoning=read.choice("SHOW_REASONING", "off", ("off", "quote")) == "quote",
             max_context_tokens=read.number("MAX_CONTEXT_TOKENS", None, int, 500, 10_000_000),
+            max_file_bytes=read.number("MAX_FILE_MB", 10, int, 1, 20) * 1024 * 1024,
+            file_text_chars=read.number("FILE_TEXT_CHARS", 20000, int, 1000, 500_000),
             log_level=read.log_level(),
         ))
 

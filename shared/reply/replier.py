@@ -19,14 +19,16 @@ from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, card_factory
+from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import build_prompt
 from shared.reply.oss.history import Conversation, conversation_key
+from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.streaming import Answer, displayed, stream_into_cards
 
 logger = log.get("reply")
-TEXT_TYPES = ("text", "richText", "audio")
+ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
 
 
 class Undeliverable(Exception):
@@ -80,7 +82,7 @@ class Replier:
             self.storage.finish(claim, key)
             return "delivery-failed"
         if answer.outcome == "answered":
-            self.storage.add_turn(key, message, message.question, answer.text, conversation,
+            self.storage.add_turn(key, message, answer.asked or message.question, answer.text, conversation,
                                   self.config.history_length)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
@@ -98,31 +100,55 @@ class Replier:
             return texts.NOT_ALLOWED.format(scope="用户")
         return None
 
+    def _question(self, message: IncomingMessage) -> Question:
+        """Raises ``MediaProblem`` or ``DownloadError`` with the sentence the chat gets."""
+        fetch = None
+        if message.media:
+            if self.delivery.api is None:
+                raise MediaProblem(texts.NEEDS_APP, "a picture or file arrived and DINGTALK_APP_KEY is not set",
+                                   outcome="needs-app")
+            if not self.delivery.openapi_usable():
+                raise MediaProblem(texts.MEDIA_QUOTA, "DingTalk's monthly API quota is spent")
+            fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes).fetch
+        return QuestionBuilder(fetch, self.config.file_text_chars).build(message)
+
     def _answer(self, message: IncomingMessage, key: str, conversation: Conversation, *, streaming: bool) -> Answer:
         refusal = self._refusal(message)
         if refusal:
             return Answer(refusal, "refused")
-        if message.msgtype not in TEXT_TYPES:
+        if message.msgtype not in ANSWERED_TYPES:
             kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
-            return Answer(texts.UNSUPPORTED.format(kind=kind), "unsupported")
-        if not message.question:
+            return Answer(texts.VIDEO if message.msgtype == "video" else texts.UNSUPPORTED.format(kind=kind),
+                          "unsupported")
+        if not message.question and not message.media:
             return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, "empty")
-        command = parse_command(message.question)
+        command = None if message.media else parse_command(message.question)
         if command is not None:
             done = Commands(self.config, self.storage).run(command, key, message, conversation)
             return Answer(done.text, done.outcome, record=done.record)
-        prompt = build_prompt(message.question, conversation.messages(self.config.history_length),
+        try:
+            question = self._question(message)
+        except (MediaProblem, DownloadError) as exc:
+            logger.warning("could not use what was sent: %s", exc)
+            if isinstance(exc, DownloadError) and exc.quota_spent:
+                self.delivery.note_quota_spent(exc.code)
+            return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
+        prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
                               conversation.persona or self.config.system_prompt)
+        notes = "\n".join(question.notes)
         cards = self.cards(message) if streaming and self.delivery.openapi_usable() else None
         if cards is not None:
-            streamed = stream_into_cards(cards, self.model, prompt, self.config.show_reasoning, self._card_error)
+            streamed = stream_into_cards(cards, self.model, prompt, self.config.show_reasoning, self._card_error,
+                                         notes)
             if streamed is not None:
-                return streamed
+                return streamed._replace(asked=question.for_history)
         try:
             split = self.model.answer(prompt)
         except LLMError as exc:
             return Answer(exc.user_message, "llm-error")
-        return Answer(split.answer, "answered", displayed(split.answer, split.reasoning, self.config.show_reasoning))
+        return Answer(split.answer, "answered",
+                      displayed(split.answer, split.reasoning, self.config.show_reasoning, notes),
+                      asked=question.for_history)
 
     def _card_error(self, exc: CardError) -> None:
         if exc.quota_spent:

@@ -22,24 +22,28 @@ logger = log.get("streaming")
 
 class Answer(NamedTuple):
     """What the model said (what history keeps), what happened, and what still has to be posted as
-    messages (None: all of ``text``; "": nothing, the cards showed it)."""
+    messages (None: all of ``text``; "": nothing, the cards showed it). ``asked`` is the question as
+    history keeps it, when it differs from the message's text (pictures, files, quotes)."""
 
     text: str
     outcome: str
     to_post: Optional[str] = None
     record: Optional[str] = None
+    asked: Optional[str] = None
 
     @property
     def posting(self) -> str:
         return self.text if self.to_post is None else self.to_post
 
 
-def displayed(answer: str, reasoning: str, show_reasoning: bool) -> str:
-    return with_reasoning(answer, reasoning) if show_reasoning else answer
+def displayed(answer: str, reasoning: str, show_reasoning: bool, notes: str = "") -> str:
+    """What the chat shows: the answer (after its quoted reasoning, if asked for), then any notes."""
+    shown = with_reasoning(answer, reasoning) if show_reasoning else answer
+    return f"{shown}\n\n{notes}" if notes else shown
 
 
 def stream_into_cards(cards: CardStream, model: ChatModel, prompt: Prompt, show_reasoning: bool,
-                      on_card_error: Callable[[CardError], None]) -> Optional[Answer]:
+                      on_card_error: Callable[[CardError], None], notes: str = "") -> Optional[Answer]:
     """None when no card could be created (the caller answers the usual way)."""
     try:
         cards.start()
@@ -76,7 +80,7 @@ def stream_into_cards(cards: CardStream, model: ChatModel, prompt: Prompt, show_
     if not answer:
         failed_in_card = showing and step(lambda: cards.fail("", texts.EMPTY_ANSWER))
         return Answer(texts.EMPTY_ANSWER, "llm-error", "" if failed_in_card else None)
-    display = displayed(answer, split.reasoning or reasoning, show_reasoning)
+    display = displayed(answer, split.reasoning or reasoning, show_reasoning, notes)
     rest: list = []
     if showing and step(lambda: rest.append(cards.finish(display))):
         logger.info("streamed into %d card(s) with %d API calls", len(cards.cards), cards.calls)
