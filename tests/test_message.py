@@ -108,3 +108,12 @@ def test_the_reply_side_checks_every_payload_type_too(changes):
 def test_is_admin_is_true_only_when_it_is_true():
     assert IncomingMessage.from_payload(payload_with(isAdmin=True)).isAdmin
     assert not IncomingMessage.from_payload(payload_with(isAdmin=False)).isAdmin
+
+
+def test_rich_text_with_more_items_than_a_payload_carries_keeps_the_first_ones():
+    body = callback_body("", webhook_base=BASE, msgtype="richText")
+    body["content"] = {"richText": [{"text": f"段{i}"} if i % 2 else {"type": "picture", "downloadCode": f"p{i}"}
+                                    for i in range(120)]}
+    message = parse_callback(encode(body))
+    assert len(message.parts) == 40 and message.parts[0].downloadCode == "p0"
+    assert IncomingMessage.from_payload(message.to_payload()) == message

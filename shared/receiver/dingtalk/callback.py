@@ -16,9 +16,10 @@ from typing import Optional, Tuple
 
 from shared.common.errors import MalformedRequest
 from shared.common.fields import Fields, json_object
-from shared.common.message import MAX_QUESTION_CHARS, IncomingMessage, Part
+from shared.common.message import MAX_PARTS, MAX_QUESTION_CHARS, IncomingMessage, Part
 
 MEDIA = ("picture", "file", "video", "audio")
+RICH_TEXT_ITEMS = 1000
 
 
 def _media_part(kind: str, content: Fields) -> Part:
@@ -28,14 +29,15 @@ def _media_part(kind: str, content: Fields) -> Part:
 
 
 def _rich_text(content: Fields) -> Tuple[Part, ...]:
+    """The items in order; past ``MAX_PARTS`` the rest is dropped (the payload must stay small)."""
     parts = []
-    for item in content.objects("richText"):
+    for item in content.objects("richText", limit=RICH_TEXT_ITEMS):
         kind = item.string("type", limit=16) or "text"
         if kind == "text" or (kind not in MEDIA and item.data.get("text") is not None):
             parts.append(Part("text", item.string("text", limit=None)[:MAX_QUESTION_CHARS]))
         elif kind in MEDIA:
             parts.append(_media_part(kind, item))
-    return tuple(parts)
+    return tuple(parts[:MAX_PARTS])
 
 
 def _content(data: Fields, msgtype: str) -> Tuple[str, Tuple[Part, ...]]:
