@@ -12,13 +12,15 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator
 
 from bench.receiver import environment
 from bench.stats import Section
 from devstack.fake_dingtalk import callback_body, encode
 from devstack.fake_fc import die_with_parent
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.llm.prompt import Prompt
+from shared.reply.llm.reasoning import Split
 from shared.reply.oss.claims import KEEP as CLAIMS_KEPT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +30,8 @@ ANSWER = "这是一个固定的回答，长度和一个普通回答差不多。"
 class InstantModel:
     """The model answers at once: the figure is the function's own work."""
 
-    def answer(self, messages: List[Dict[str, str]]) -> str:
-        return ANSWER
+    def answer(self, prompt: Prompt) -> Split:
+        return Split(ANSWER, "", False)
 
 
 def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]:

@@ -44,6 +44,19 @@ class Part:
                    fields.string("fileName", limit=512))
 
 
+def shared_fields(fields: Fields) -> Dict[str, Any]:
+    """The fields the callback and the payload carry under the same name, type and limit."""
+    return {
+        "senderNick": fields.string("senderNick", limit=256),
+        "sessionWebhookExpiredTime": fields.millis("sessionWebhookExpiredTime"),
+        "senderId": fields.string("senderId", limit=256),
+        "senderStaffId": fields.string("senderStaffId", limit=256),
+        "isAdmin": fields.boolean("isAdmin"),
+        "createAt": fields.millis("createAt"),
+        "robotCode": fields.string("robotCode", limit=256),
+    }
+
+
 def read_parts(fields: Fields, name: str) -> Tuple[Part, ...]:
     return tuple(Part.read(item) for item in fields.objects(name, limit=MAX_PARTS))
 
@@ -103,16 +116,10 @@ class IncomingMessage:
             question=fields.string("question", limit=MAX_QUESTION_CHARS),
             conversationId=fields.string("conversationId", limit=256, required=True),
             conversationType=fields.string("conversationType", limit=8),
-            senderNick=fields.string("senderNick", limit=256),
             sessionWebhook=fields.string("sessionWebhook", limit=2048, required=True),
-            sessionWebhookExpiredTime=fields.millis("sessionWebhookExpiredTime"),
-            senderId=fields.string("senderId", limit=256),
-            senderStaffId=fields.string("senderStaffId", limit=256),
-            isAdmin=fields.boolean("isAdmin"),
-            createAt=fields.millis("createAt"),
-            robotCode=fields.string("robotCode", limit=256),
             parts=read_parts(fields, "parts"),
             quoted=read_parts(fields, "quoted"),
+            **shared_fields(fields),
         )
 
 

@@ -32,13 +32,19 @@ class Delivery:
         self.sender = sender
         self.storage = storage
         self.api = api
+        self._quota_spent: Optional[bool] = None  # read from the mount once per invocation
 
     def openapi_usable(self) -> bool:
         """The app is configured and no instance has found the monthly API quota spent."""
-        return self.api is not None and self.storage.dingtalk_quota_paused_until() is None
+        if self.api is None:
+            return False
+        if self._quota_spent is None:
+            self._quota_spent = self.storage.dingtalk_quota_paused_until() is not None
+        return not self._quota_spent
 
     def note_quota_spent(self, code: str) -> None:
         """A spent monthly quota is worth telling every instance, once."""
+        self._quota_spent = True
         until = self.storage.remember_dingtalk_quota_spent(code)
         logger.error("DingTalk's monthly API quota of this organisation is spent (%s): cards and the robot OpenAPI "
                      "are paused%s; answers go through the session webhook", code,

@@ -24,6 +24,7 @@ from shared.reply.dingtalk.webhook import Webhook
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import build_prompt
 from shared.reply.oss.history import Conversation, conversation_key
+from shared.reply.oss.storage import Storage
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.streaming import Answer, displayed, stream_into_cards
 
@@ -43,7 +44,7 @@ class Replier:
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
 
     @property
-    def storage(self):
+    def storage(self) -> Storage:
         return self.delivery.storage
 
     def _webhook(self, message: IncomingMessage) -> Optional[Webhook]:
@@ -71,7 +72,7 @@ class Replier:
             logger.info("already answered or being answered, skipped")
             return "duplicate"
         conversation = self.storage.load(key, self.config.history_length)
-        answer = self._answer(message, key, conversation, streaming=webhook is not None)
+        answer = self._answer(message, key, conversation)
         parts, delivered = self.delivery.send(message, webhook, answer.posting) if answer.posting else (0, 0)
         if parts and delivered == 0:
             self.storage.undo(answer.record)
@@ -112,7 +113,7 @@ class Replier:
             fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes).fetch
         return QuestionBuilder(fetch, self.config.file_text_chars).build(message)
 
-    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation, *, streaming: bool) -> Answer:
+    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> Answer:
         refusal = self._refusal(message)
         if refusal:
             return Answer(refusal, "refused")
@@ -136,7 +137,7 @@ class Replier:
         prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
                               conversation.persona or self.config.system_prompt)
         notes = "\n".join(question.notes)
-        cards = self.cards(message) if streaming and self.delivery.openapi_usable() else None
+        cards = self.cards(message) if self.delivery.openapi_usable() else None
         if cards is not None:
             streamed = stream_into_cards(cards, self.model, prompt, self.config.show_reasoning, self._card_error,
                                          notes)

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 from shared.common.errors import MalformedRequest
 from shared.common.fields import Fields, json_object
-from shared.common.message import MAX_PARTS, MAX_QUESTION_CHARS, IncomingMessage, Part
+from shared.common.message import MAX_PARTS, MAX_QUESTION_CHARS, IncomingMessage, Part, shared_fields
 
 MEDIA = ("picture", "file", "video", "audio")
 RICH_TEXT_ITEMS = 1000
@@ -100,14 +100,8 @@ def parse_callback(body: bytes) -> IncomingMessage:
         question=question.strip()[:MAX_QUESTION_CHARS],
         conversationId=data.string("conversationId", limit=256) or "sender:" + sender,
         conversationType=conversation_type,
-        senderNick=data.string("senderNick", limit=256),
         sessionWebhook=webhook,
-        sessionWebhookExpiredTime=data.millis("sessionWebhookExpiredTime"),
-        senderId=data.string("senderId", limit=256),
-        senderStaffId=data.string("senderStaffId", limit=256),
-        isAdmin=data.boolean("isAdmin"),
-        createAt=data.millis("createAt"),
-        robotCode=data.string("robotCode", limit=256),
         parts=parts,
         quoted=_quoted(data),
+        **shared_fields(data),
     )

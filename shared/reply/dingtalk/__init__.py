@@ -1,1 +1,1 @@
-"""Talks to DingTalk: the session webhook and the OpenAPI (access token, cards)."""
+"""Talks to DingTalk: session webhook and OpenAPI (token, AI cards, robot messages, message files)."""

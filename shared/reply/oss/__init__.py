@@ -1,1 +1,1 @@
-"""Talks to OSS: conversation history and message claims on the mount."""
+"""Talks to OSS: history, message claims and the API-quota note on the mount; claims via the OSS API."""
