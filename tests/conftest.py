@@ -20,6 +20,7 @@ from devstack.fake_llm import FakeLLM  # noqa: E402
 from devstack.fc_context import FCContext, FunctionMeta  # noqa: E402
 from shared.receiver import config as receiver_config  # noqa: E402
 from shared.reply import config as reply_config  # noqa: E402
+from shared.reply.dingtalk.openapi import TOKENS  # noqa: E402
 
 APP_SECRET = "test-app-secret"
 API_KEY = "sk-test-key-0123456789"
@@ -32,6 +33,12 @@ CALLER_ENVIRONMENT = sorted(set(receiver_config.VARIABLES) | set(reply_config.VA
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
 })
+
+
+@pytest.fixture(autouse=True)
+def fresh_instance() -> None:
+    """Each test is a new FC instance: no access token cached from another test's DingTalk."""
+    TOKENS._tokens.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -301,3 +301,11 @@ def test_access_token_is_renewed_five_minutes_before_it_expires(stream_env, sink
     now[0] += 2
     cache.get(app, dingtalk_session())
     assert sink.token_requests == 2
+
+
+def test_a_token_dingtalk_no_longer_accepts_is_replaced_once(reply, stream_env, use_env, llm, sink):
+    use_env(stream_env)
+    ask(reply, sink, "第一句", conversation_id="cid-revoked")
+    sink.token = "a-new-token-after-the-secret-was-reset"
+    assert ask(reply, sink, "第二句", conversation_id="cid-revoked") == "answered"
+    assert len(sink.cards_in("cid-revoked")) == 2 and sink.token_requests == 2 and sink.messages == []

@@ -82,6 +82,12 @@ class TokenCache:
         self._tokens: Dict[Tuple[str, str], Tuple[str, float]] = {}
         self._lock = threading.Lock()
 
+    def forget(self, app: DingTalkApp, token: str) -> None:
+        """DingTalk refused ``token`` (the secret was reset, or the token revoked): fetch a new one next time."""
+        with self._lock:
+            if self._tokens.get((app.api_endpoint, app.app_key), ("",))[0] == token:
+                del self._tokens[(app.api_endpoint, app.app_key)]
+
     def get(self, app: DingTalkApp, session: requests.Session) -> str:
         key = (app.api_endpoint, app.app_key)
         with self._lock:
@@ -138,13 +144,20 @@ class OpenApi:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _send(self, method: str, path: str, body: Dict[str, Any], token: str) -> requests.Response:
+        self.calls += 1
+        return self.session.request(method, f"{self.app.api_endpoint}{path}", json=body,
+                                    headers={"x-acs-dingtalk-access-token": token},
+                                    timeout=TIMEOUT_SECONDS, allow_redirects=False)
+
     def _once(self, what: str, method: str, path: str, body: Dict[str, Any]) -> Dict[str, Any]:
         token = self.tokens.get(self.app, self.session)
-        self.calls += 1
         try:
-            response = self.session.request(method, f"{self.app.api_endpoint}{path}", json=body,
-                                            headers={"x-acs-dingtalk-access-token": token},
-                                            timeout=TIMEOUT_SECONDS, allow_redirects=False)
+            response = self._send(method, path, body, token)
+            if response.status_code == 401:
+                # A cached token DingTalk no longer accepts (secret reset, token revoked): one fresh try.
+                self.tokens.forget(self.app, token)
+                response = self._send(method, path, body, self.tokens.get(self.app, self.session))
         except requests.RequestException as exc:
             raise OpenApiError(what, 0, type(exc).__name__) from None
         if response.status_code != 200:
