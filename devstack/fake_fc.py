@@ -33,7 +33,10 @@ FC3_PREFIX = "/2023-03-30/functions/"
 
 
 def die_with_parent() -> None:
-    """Children end with the stack even when it is killed outright (Linux; elsewhere a no-op)."""
+    """Children end with the stack even when it is killed outright (Linux; elsewhere a no-op).
+
+    They also run in sessions of their own (``start_new_session``), so a Ctrl-C typed in the chat's
+    terminal reaches only the chat, which stops waiting, and not the servers behind it."""
     try:
         import ctypes
 
@@ -65,7 +68,7 @@ class FunctionPool:
         process = subprocess.Popen([sys.executable, "-m", "devstack.worker", str(self.function_dir)],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                    env=env, cwd=str(self.function_dir), text=True, encoding="utf-8",
-                                   preexec_fn=die_with_parent)
+                                   preexec_fn=die_with_parent, start_new_session=True)
         ready = process.stdout.readline()
         if not ready:
             raise RuntimeError(f"the {self.function_dir.name} worker failed to start; see its log")

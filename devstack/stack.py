@@ -138,7 +138,7 @@ class LocalStack:
         with open(self.log_dir / "receiver.log", "a") as log:
             self.receiver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env,
                                              cwd=str(self.settings.receiver_dir), text=True,
-                                             preexec_fn=die_with_parent)
+                                             preexec_fn=die_with_parent, start_new_session=True)
         line = self.receiver.stdout.readline()
         if not line:
             raise PortInUse(f"the receiver could not start on port {port}; see {self.log_dir / 'receiver.log'}")

@@ -7,6 +7,7 @@ Each line travels receiver → FC API → reply function → model → sessionWe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import shlex
 import sys
@@ -14,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
+
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -92,12 +95,19 @@ class Chat:
         space = conversation if in_group else self.staff_id
         known = {c["outTrackId"] for c in self.stack.sink.cards_in(space)}
         result: list = []
-        sender = threading.Thread(target=lambda: result.append(self.stack.send(
-            text, group=in_group, conversation_id=conversation, sender_nick=self.user,
-            sender_staff_id=self.staff_id, **message)), daemon=True)
+
+        def send() -> None:
+            with contextlib.suppress(requests.RequestException):  # reported below, in one line
+                result.append(self.stack.send(text, group=in_group, conversation_id=conversation,
+                                              sender_nick=self.user, sender_staff_id=self.staff_id, **message))
+
+        sender = threading.Thread(target=send, daemon=True)
         sender.start()
         streamed = self.follow_card(space, known, sender)
         sender.join()
+        if not result:
+            print("  (the local stack did not answer; see .local/logs/ and start make run again)")
+            return
         exchange = result[0]
         if exchange.status != 200:
             print(f"  (receiver answered HTTP {exchange.status}; see .local/logs/receiver.log)")
