@@ -88,15 +88,19 @@ def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
     assert last_call(sink) == ours
 
 
-def test_card_streaming_update_matches_the_official_sdk(sink, api):
-    card = CardStream(CardSettings("tpl.schema", "content", 0.0, 3000, 25), api, message())
+def finished_card(sink, api, template, key, text):
+    """A card streamed and finished by ours: its id, the last request, and the official client to compare."""
+    card = CardStream(CardSettings(template, key, 0.0, 3000, 25), api, message())
     card.start()
-    card.finish("最终答案")
-    ours = last_call(sink)
+    card.finish(text)
     client, models = official(sink, "card_1_0")
-    token = api.tokens.get(api.app, api.session)
+    return card.cards[0].out_track_id, last_call(sink), client, models, api.tokens.get(api.app, api.session)
+
+
+def test_card_streaming_update_matches_the_official_sdk(sink, api):
+    track, ours, client, models, token = finished_card(sink, api, "tpl.schema", "content", "最终答案")
     client.streaming_update_with_options(models.StreamingUpdateRequest(
-        out_track_id=card.cards[0].out_track_id, guid=ours[3]["guid"], key="content", content="最终答案", is_full=True,
+        out_track_id=track, guid=ours[3]["guid"], key="content", content="最终答案", is_full=True,
         is_finalize=True, is_error=False), models.StreamingUpdateHeaders(x_acs_dingtalk_access_token=token), runtime())
     assert last_call(sink) == ours
 
@@ -108,14 +112,9 @@ def test_a_refused_secret_is_an_error_that_names_dingtalks_code(sink):
 
 
 def test_builtin_card_status_update_matches_the_official_sdk(sink, api):
-    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, message())
-    card.start()
-    card.finish("答案")
-    ours = last_call(sink)
-    client, models = official(sink, "card_1_0")
-    token = api.tokens.get(api.app, api.session)
+    track, ours, client, models, token = finished_card(sink, api, BUILTIN_CARD_TEMPLATE, "msgContent", "答案")
     client.update_card_with_options(models.UpdateCardRequest(
-        out_track_id=card.cards[0].out_track_id, card_data=models.UpdateCardRequestCardData(card_param_map={
+        out_track_id=track, card_data=models.UpdateCardRequestCardData(card_param_map={
             "msgContent": "答案", "flowStatus": "3", "sys_full_json_obj": BUILTIN_ORDER})),
         models.UpdateCardHeaders(x_acs_dingtalk_access_token=token), runtime())
     assert last_call(sink) == ours
