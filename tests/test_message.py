@@ -117,3 +117,13 @@ def test_rich_text_with_more_items_than_a_payload_carries_keeps_the_first_ones()
     message = parse_callback(encode(body))
     assert len(message.parts) == 40 and message.parts[0].downloadCode == "p0"
     assert IncomingMessage.from_payload(message.to_payload()) == message
+
+
+def test_a_message_with_parts_carries_its_text_once_and_stays_under_fcs_async_limit():
+    body = callback_body("", webhook_base=BASE, msgtype="richText")
+    body["content"] = {"richText": [{"text": "字" * 900} if i % 2 else {"type": "picture", "downloadCode": f"p{i}"}
+                                    for i in range(40)]}
+    message = parse_callback(encode(body))
+    payload = message.to_payload()
+    assert len(payload) < len(encode(body)) + 2048 < 128 * 1024
+    assert IncomingMessage.from_payload(payload).question == message.question == "字" * 8000

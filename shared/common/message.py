@@ -57,6 +57,11 @@ def shared_fields(fields: Fields) -> Dict[str, Any]:
     }
 
 
+def question_of(parts: Tuple[Part, ...]) -> str:
+    """The words of a message that has parts: its text parts, joined."""
+    return "".join(p.text for p in parts if p.type == "text").strip()[:MAX_QUESTION_CHARS]
+
+
 def read_parts(fields: Fields, name: str) -> Tuple[Part, ...]:
     return tuple(Part.read(item) for item in fields.objects(name, limit=MAX_PARTS))
 
@@ -94,9 +99,13 @@ class IncomingMessage:
         return tuple(p for p in self.parts + self.quoted if p.type != "text")
 
     def to_json(self) -> Dict[str, Any]:
+        """A message with ``parts`` carries its text there only (``question`` is their text joined), so
+        the payload stays about the size of the callback, well under FC's 128 KB."""
         document = dict(vars(self))
         document["parts"] = [p.to_json() for p in self.parts]
         document["quoted"] = [p.to_json() for p in self.quoted]
+        if self.parts:
+            del document["question"]
         return document
 
     def to_payload(self) -> bytes:
@@ -110,14 +119,16 @@ class IncomingMessage:
         if "msgId" not in data and "id" in data:
             return _from_tutorial_payload(Fields(data))
         fields = Fields(data)
+        parts = read_parts(fields, "parts")
+        question = question_of(parts) if parts else fields.string("question", limit=MAX_QUESTION_CHARS)
         return cls(
             msgId=fields.string("msgId", limit=256, required=True),
             msgtype=fields.string("msgtype", limit=32, required=True),
-            question=fields.string("question", limit=MAX_QUESTION_CHARS),
+            question=question,
             conversationId=fields.string("conversationId", limit=256, required=True),
             conversationType=fields.string("conversationType", limit=8),
             sessionWebhook=fields.string("sessionWebhook", limit=2048, required=True),
-            parts=read_parts(fields, "parts"),
+            parts=parts,
             quoted=read_parts(fields, "quoted"),
             **shared_fields(fields),
         )

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 from shared.common.errors import MalformedRequest
 from shared.common.fields import Fields, json_object
-from shared.common.message import MAX_PARTS, MAX_QUESTION_CHARS, IncomingMessage, Part, shared_fields
+from shared.common.message import MAX_PARTS, MAX_QUESTION_CHARS, IncomingMessage, Part, question_of, shared_fields
 
 MEDIA = ("picture", "file", "video", "audio")
 RICH_TEXT_ITEMS = 1000
@@ -50,8 +50,7 @@ def _content(data: Fields, msgtype: str) -> Tuple[str, Tuple[Part, ...]]:
         return "", ()
     if msgtype == "richText":
         parts = _rich_text(content)
-        question = "".join(p.text for p in parts if p.type == "text")
-        return question, parts if any(p.type != "text" for p in parts) else ()
+        return question_of(parts), parts if any(p.type != "text" for p in parts) else ()
     if msgtype == "audio":
         return content.string("recognition", limit=None), ()
     if msgtype in MEDIA:
