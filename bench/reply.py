@@ -31,7 +31,7 @@ class InstantModel:
     """The model answers at once: the figure is the function's own work."""
 
     def answer(self, prompt: Prompt) -> Split:
-        return Split(ANSWER, "", False)
+        return Split(ANSWER, "")
 
 
 def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]:

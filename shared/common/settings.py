@@ -103,15 +103,6 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
 
 
-def problems_of(read: Callable[[Mapping[str, str]], object], env: Mapping[str, str]) -> List[ConfigError]:
-    """Every problem ``read`` finds in ``env`` (empty when it is valid)."""
-    try:
-        read(env)
-    except ConfigError as exc:
-        return exc.all
-    return []
-
-
 @functools.lru_cache(maxsize=4)
 def _cached(read: Callable[[Mapping[str, str]], T], values: Tuple[Tuple[str, Optional[str]], ...]) -> T:
     return read({k: v for k, v in values if v is not None})

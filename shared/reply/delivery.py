@@ -88,6 +88,6 @@ class Delivery:
                 return len(bodies), index
         return len(bodies), len(bodies)
 
-    def tell(self, message: IncomingMessage, webhook: Optional[Webhook], text: str) -> bool:
+    def tell(self, message: IncomingMessage, webhook: Optional[Webhook], text: str) -> None:
         """One short sentence to the chat, by whatever way is left."""
-        return self.send(message, webhook, text)[1] == 1
+        self.send(message, webhook, text)

@@ -128,7 +128,6 @@ class OpenApi:
         self.clock = clock
         self.sleep = sleep
         self.backoff = backoff
-        self.calls = 0
 
     def call(self, what: str, method: str, path: str, body: Dict[str, Any], *,
              deadline: Optional[float] = None) -> Dict[str, Any]:
@@ -145,7 +144,6 @@ class OpenApi:
         raise AssertionError("unreachable")
 
     def _send(self, method: str, path: str, body: Dict[str, Any], token: str) -> requests.Response:
-        self.calls += 1
         return self.session.request(method, f"{self.app.api_endpoint}{path}", json=body,
                                     headers={"x-acs-dingtalk-access-token": token},
                                     timeout=TIMEOUT_SECONDS, allow_redirects=False)

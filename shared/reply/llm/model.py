@@ -138,7 +138,7 @@ class ChatModel:
         if not answer:
             logger.error("model returned no answer text (choices=%d)", len(choices))
             raise LLMError(texts.EMPTY_ANSWER, "empty answer")
-        return Split(answer, reasoning if isinstance(reasoning, str) else "", False)
+        return Split(answer, reasoning if isinstance(reasoning, str) else "")
 
     def stream(self, prompt: Prompt) -> Iterator[Delta]:
         """The answer as it is written (``stream=True``). Opening the stream is retried like ``answer``;

@@ -21,7 +21,6 @@ LEADING_OPEN = re.compile(r"\s*<think>", re.S)
 class Split:
     answer: str
     reasoning: str
-    thinking: bool  # the reasoning has not ended yet
 
 
 def split_reasoning(raw: str) -> Split:
@@ -30,15 +29,15 @@ def split_reasoning(raw: str) -> Split:
         body = raw[opened.end():]
         end = body.find(CLOSE)
         if end < 0:
-            return Split("", body, True)
-        return Split(body[end + len(CLOSE):].lstrip(), body[:end].strip(), False)
+            return Split("", body)  # still thinking
+        return Split(body[end + len(CLOSE):].lstrip(), body[:end].strip())
     end = raw.find(CLOSE)
     if end >= 0 and OPEN not in raw[:end]:
-        return Split(raw[end + len(CLOSE):].lstrip(), raw[:end].strip(), False)
+        return Split(raw[end + len(CLOSE):].lstrip(), raw[:end].strip())
     stripped = raw.lstrip()
     if stripped and OPEN.startswith(stripped):
-        return Split("", "", True)  # "<thi": wait for the rest of the tag
-    return Split(raw, "", False)
+        return Split("", "")  # "<thi": wait for the rest of the tag
+    return Split(raw, "")
 
 
 def with_reasoning(answer: str, reasoning: str) -> str:
