@@ -112,9 +112,10 @@ class ChatModel:
                 remaining = max(self.deadline - self.clock(), 0.1)
                 return client.with_options(timeout=remaining).chat.completions.create(**options)
             except openai.BadRequestError as exc:
-                shorter = None if shortened or not _mentions(exc, CONTEXT_OVERFLOW_HINTS) else prompt.shortened()
+                overflow = _mentions(exc, CONTEXT_OVERFLOW_HINTS)
+                shorter = prompt.shortened() if overflow and not shortened else None
                 if shorter is None or not fits(self.clock(), 0.0, self.deadline, MIN_ATTEMPT_SECONDS):
-                    message = texts.TOO_LONG if _mentions(exc, CONTEXT_OVERFLOW_HINTS) else _user_message(exc, prompt)
+                    message = texts.TOO_LONG if overflow else _user_message(exc, prompt)
                     logger.error("model refused the request: %s", exc)
                     raise LLMError(message, f"{type(exc).__name__}: {exc}") from None
                 logger.warning("the model's context is full: dropped the %d oldest of %d turns and asked again",
