@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests
 
@@ -111,11 +111,18 @@ def check_quota_note(directory: Path) -> Optional[Result]:
                   "or the next month restores them; delete dingbot/state/dingtalk-api-quota.json to retry at once)")
 
 
-def check_dingtalk_app(env: Mapping[str, str]) -> Result:
+def live_check_config(env: Mapping[str, str], check: str) -> Tuple[Optional[ReplyConfig], Optional[Result]]:
+    """The reply settings a live check needs, or the result saying why it could not run."""
     try:
-        config = ReplyConfig.from_env(reply_environment(env))
+        return ReplyConfig.from_env(reply_environment(env)), None
     except ConfigError as exc:
-        return Result(False, "DingTalk app", f"not checked: {exc}")
+        return None, Result(False, check, f"not checked: {exc}")
+
+
+def check_dingtalk_app(env: Mapping[str, str]) -> Result:
+    config, skipped = live_check_config(env, "DingTalk app")
+    if config is None:
+        return skipped
     if config.app is None:
         return Result(False, "DingTalk app", "DINGTALK_APP_KEY is not set (cards, pictures and files need it)")
     try:
@@ -144,10 +151,9 @@ def check_oss_dir(directory: Path) -> Result:
 
 
 def check_llm(env: Mapping[str, str]) -> Result:
-    try:
-        config = ReplyConfig.from_env(reply_environment(env))
-    except ConfigError as exc:
-        return Result(False, "model endpoint", f"not checked: {exc}")
+    config, skipped = live_check_config(env, "model endpoint")
+    if config is None:
+        return skipped
     import openai
 
     client = openai.OpenAI(base_url=config.llm_base_url, api_key=config.api_key, timeout=20, max_retries=0)
