@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from shared.common import log
-from shared.reply.oss.blobs import Blobs
-from shared.reply.oss.history import decode, digest, encode
+from shared.reply.oss.blobs import Blobs, decode, encode
+from shared.reply.oss.history import digest
 
 FOLDER = "claims/"
 IN_PROGRESS, HANDLED = "in_progress", "handled"

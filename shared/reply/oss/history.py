@@ -18,13 +18,12 @@ order in which answers finished.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from shared.common import log
-from shared.reply.oss.blobs import Blobs
+from shared.reply.oss.blobs import Blobs, decode, encode
 
 FOLDER = "history/"
 TURN, CLEAR, PERSONA = "turn", "clear", "persona"
@@ -49,22 +48,6 @@ def _parse_name(name: str) -> Optional[Tuple[int, str]]:
     if len(parts) != 3 or not stem.endswith(".json") or not parts[0].isdigit() or len(parts[0]) != 13:
         return None
     return (int(parts[0]), parts[1]) if parts[1] in (TURN, CLEAR, PERSONA) else None
-
-
-def encode(document: Dict[str, Any]) -> bytes:
-    # Compact: ``indent`` switches json to its pure-Python encoder, several times slower on this hot path.
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def decode(raw: Optional[bytes]) -> Optional[Dict[str, Any]]:
-    """The JSON object in ``raw``; None for a missing, half-written or foreign file."""
-    if not raw:
-        return None
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
 
 
 @dataclass

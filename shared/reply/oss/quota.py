@@ -15,8 +15,7 @@ import datetime
 import time
 from typing import Callable, Optional
 
-from shared.reply.oss.blobs import Blobs
-from shared.reply.oss.history import decode, encode
+from shared.reply.oss.blobs import Blobs, decode, encode
 
 NAME = "state/dingtalk-api-quota.json"
 PAUSE_SECONDS = 6 * 3600
