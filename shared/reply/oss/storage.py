@@ -48,10 +48,11 @@ class Storage:
             return cls(None, None, unavailable=f"OSS_MOUNT_POINT {mount} is not a directory (is the OSS mount "
                                                f"configured?)")
         blobs = MountBlobs(mount / DATA_FOLDER)
-        claims = Claims(blobs, atomic_create=False)
         if config.oss_bucket and credentials is not None:
-            api = ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX)
-            claims = Claims(api, atomic_create=True)
+            claims = Claims(ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX),
+                            atomic_create=True)
+        else:
+            claims = Claims(blobs, atomic_create=False)
         return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs))
 
     def _attempt(self, what: str, cost: str, call: Callable[[], T], fallback: T) -> T:
