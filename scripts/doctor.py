@@ -6,6 +6,8 @@ in one run. Optional live checks (pass them as make doctor ARGS="--url https://.
   --oss-dir PATH   an existing directory (the OSS mount on FC) is writable; nothing is created
   --check-llm      one tiny request to the model endpoint with the configured key
   --check-dingtalk the app key and secret get an access token (free: token calls are not counted)
+  --check-oss      OSS_BUCKET through the OSS API, signed V4 with ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET:
+                   a write, read and delete, the bucket's versioning, and the folder FC mounts
   --url URL        the deployed receiver answers a signed probe (a signed empty body: 400 means the
                    signature was accepted and nothing was invoked; 403 means the secret differs)
 """
@@ -17,6 +19,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
@@ -28,14 +31,17 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.dotenv import read_dotenv, reply_environment  # noqa: E402
 from devstack.fake_dingtalk import signed_headers  # noqa: E402
+from devstack.fc_context import Credentials  # noqa: E402
 from shared.common.errors import ConfigError  # noqa: E402
 from shared.receiver.config import ReceiverConfig  # noqa: E402
 from shared.reply.config import ReplyConfig  # noqa: E402
 from shared.reply.dingtalk.openapi import OpenApiError, TokenCache  # noqa: E402
-from shared.reply.oss.blobs import MountBlobs  # noqa: E402
+from shared.reply.oss.blobs import ApiBlobs, MountBlobs  # noqa: E402
 from shared.reply.oss.quota import QuotaMemo  # noqa: E402
-from shared.reply.oss.storage import DATA_FOLDER  # noqa: E402
+from shared.reply.oss.storage import API_PREFIX, DATA_FOLDER, VERSIONED_LOSS  # noqa: E402
 
+# s.yaml mounts the bucket's /dingbot at OSS_MOUNT_POINT; FC refuses to mount a folder that does not exist.
+MOUNTED_FOLDER = "dingbot/"
 ROLE_ARN = re.compile(r"^acs:ram::\d+:role/[\w.\-]+$", re.I)
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 OSS_ENDPOINT = re.compile(r"^https?://oss-[a-z0-9-]+(-internal)?\.aliyuncs\.com/?$")
@@ -171,6 +177,45 @@ def check_llm(env: Mapping[str, str]) -> Result:
     return Result(True, "model endpoint", f"{config.model} answered in {(time.monotonic() - started) * 1000:.0f} ms")
 
 
+def check_oss_api(env: Mapping[str, str]) -> List[Result]:
+    """What the reply function does through the OSS API, from this machine: the bucket's public endpoint
+    stands in for its ``-internal`` one, which only resolves inside Alibaba Cloud."""
+    config, skipped = live_check_config(env, "OSS API")
+    if config is None:
+        return [skipped]
+    if not config.oss_bucket:
+        return [Result(False, "OSS API", "OSS_BUCKET is not set: claims stay on the mount (see README, reliability)")]
+    key_id, secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", ""), env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "")
+    if not key_id or not secret:
+        return [Result(False, "OSS API", "not checked: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                                         "ALIBABA_CLOUD_ACCESS_KEY_SECRET (an AccessKey allowed to use the bucket) "
+                                         "in the shell for this check")]
+    region = config.oss_region or env.get("REGION", "").strip()
+    if not region:
+        return [Result(False, "OSS API", "no region for V4 signatures: set OSS_REGION or REGION")]
+    endpoint = config.oss_endpoint.replace("-internal.aliyuncs.com", ".aliyuncs.com")
+    credentials = Credentials(key_id, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN", ""))
+    blobs = ApiBlobs.connect(endpoint, config.oss_bucket, credentials, "", region)
+    probe = f"{API_PREFIX}.doctor-{uuid.uuid4().hex}.json"
+    try:
+        created = blobs.create(probe, b"{}")
+        read_back = blobs.read(probe)
+        blobs.delete(probe)
+        versioning = blobs.versioning()
+        mounted = blobs.list(MOUNTED_FOLDER) or blobs.read(MOUNTED_FOLDER) is not None
+    except OSError as exc:
+        return [Result(False, "OSS API", f"{config.oss_bucket} at {endpoint} ({region}) refused a V4-signed request: "
+                                         f"{exc}; check the AccessKey's permissions, OSS_ENDPOINT and OSS_REGION")]
+    results = [Result(created and read_back == b"{}", "OSS API",
+                      f"{config.oss_bucket} ({region}): V4-signed write, read and delete work")]
+    results.append(Result(not versioning, "OSS versioning",
+                          f"{versioning}: {VERSIONED_LOSS}" if versioning else "never turned on: claims are atomic"))
+    results.append(Result(bool(mounted), "OSS mounted folder",
+                          f"{MOUNTED_FOLDER} exists" if mounted else f"{MOUNTED_FOLDER} does not exist in "
+                          f"{config.oss_bucket}: create that folder (FC mounts it at OSS_MOUNT_POINT)"))
+    return results
+
+
 def check_receiver_url(url: str, secret: str) -> Result:
     if not secret:
         return Result(False, "receiver URL", "DINGTALK_APP_SECRET is needed to sign the probe")
@@ -213,6 +258,8 @@ def run_checks(env: Mapping[str, str], args: argparse.Namespace) -> List[Result]
         quota = check_quota_note(args.oss_dir) if results[-1].ok else None
         if quota:
             results.append(quota)
+    if args.check_oss:
+        results += check_oss_api(env)
     if args.check_dingtalk:
         results.append(check_dingtalk_app(env))
     if args.check_llm:
@@ -230,6 +277,7 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--oss-dir", type=Path)
     parser.add_argument("--check-llm", action="store_true")
     parser.add_argument("--check-dingtalk", action="store_true")
+    parser.add_argument("--check-oss", action="store_true")
     parser.add_argument("--url")
     args = parser.parse_args(argv)
     env = read_dotenv(args.env_file).merged()

@@ -4,9 +4,10 @@
 Each package has ``index.py`` at its root, the parts of ``shared/`` the function uses beside it,
 and the third-party packages the python3.10 runtime lacks: exactly the versions pinned in the
 function's ``requirements.lock``, installed for Linux x86_64 / CPython 3.10 from manylinux wheels.
-What the runtime provides (``requests``, ``aliyun-fc2``, ``oss2``) is not bundled, nor what only
-they need (``urllib3``, ``charset-normalizer`` ...); a dependency that a bundled package needs too
-(``idna``, ``certifi`` ...) is bundled at its pinned version. FC's code directory is read-only, so
+What the runtime provides (``requests``, ``aliyun-fc2``, and what its built-in ``oss2`` needs) is not
+bundled, nor what only they need (``urllib3``, ``cryptography`` ...); a dependency that a bundled
+package needs too (``idna`` ...) is bundled at its pinned version. ``oss2`` itself is bundled: the
+built-in 2.16.0 cannot sign V4, and the bundled one shadows it. FC's code directory is read-only, so
 Python cannot cache bytecode there: the package ships it, compiled by a CPython 3.10 with
 hash-based pycs that stay valid whatever mtimes unzipping gives.
 """
@@ -26,7 +27,12 @@ from typing import Dict, List, Optional, Set
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("dingtalk_conversation", "dingtalk_chatgpt_reply")
-RUNTIME_PROVIDED = {"requests", "aliyun-fc2", "oss2"}
+# Built into FC's python3.10 (devstack/fc-python310-runtime.txt): requests, aliyun-fc2, and the
+# dependencies of its oss2 2.16.0, which a newer oss2 declares unchanged.
+RUNTIME_PROVIDED = {"requests", "aliyun-fc2", "crcmod", "pycryptodome", "aliyun-python-sdk-core",
+                    "aliyun-python-sdk-kms", "six"}
+# Pure Python, published on PyPI as source only.
+SOURCE_ONLY = {"oss2"}
 TARGET_PYTHON = "3.10"
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64", "linux_x86_64")
 PRUNE_DIRS = {"__pycache__", "tests", "test", "testing"}
@@ -93,13 +99,16 @@ def bundled_pins(function: str) -> List[str]:
 
 
 def install_dependencies(pins: List[str], target: Path) -> None:
-    """Exactly the pinned wheels, no resolution: the lock was made for CPython 3.10 on Linux x86_64."""
+    """Exactly the pinned wheels, no resolution: the lock was made for CPython 3.10 on Linux x86_64.
+    A pure-Python package published as source only (``oss2``) is built from that source."""
     if not pins:
         return
     platform_args = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    names = [pin.split("==")[0] for pin in pins]
+    source_only = [arg for name in names if name in SOURCE_ONLY for arg in ("--no-binary", name)]
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                     "--no-deps", "--target", str(target), "--implementation", "cp", "--python-version", TARGET_PYTHON,
-                    "--only-binary=:all:", *platform_args, *pins], check=True,
+                    "--only-binary=:all:", *source_only, *platform_args, *pins], check=True,
                    env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 
+import oss2
 import pytest
 from conftest import context
 
@@ -36,8 +37,8 @@ def claims(request, tmp_path, clock):
         yield Claims(MountBlobs(tmp_path / "dingbot"), atomic_create=False, clock=clock)
         return
     server = FakeOSS().start()
-    yield Claims(ApiBlobs.connect(server.endpoint, server.bucket, Credentials(), "dingbot/"), atomic_create=True,
-                 clock=clock)
+    yield Claims(ApiBlobs.connect(server.endpoint, server.bucket, Credentials(), "dingbot/", server.region),
+                 atomic_create=True, clock=clock)
     server.stop()
 
 
@@ -119,9 +120,80 @@ def test_with_a_bucket_configured_the_reply_claims_through_the_oss_api(reply, re
     try:
         use_env({**reply_env, "OSS_BUCKET": server.bucket, "OSS_ENDPOINT": server.endpoint})
         event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
-        outcomes = [json.loads(reply(event, context("reply")))["status"] for _ in range(2)]
-        assert outcomes == ["answered", "duplicate"]
+        assert run_twice(reply, event) == ["answered", "duplicate"]
         [(key, (data, _))] = server.objects.items()
         assert key.startswith("dingbot/claims/") and json.loads(data)["state"] == "handled"
+    finally:
+        server.stop()
+
+
+def test_oss_api_requests_are_signed_v4_and_the_bucket_refuses_v1(tmp_path):
+    server = FakeOSS().start()
+    try:
+        claims = Claims(ApiBlobs.connect(server.endpoint, server.bucket, Credentials(), "dingbot/", server.region),
+                        atomic_create=True)
+        claims.finish(claims.claim("cid", "m1", TTL))
+        assert claims.claim("cid", "m1", TTL) is None and claims.compact("cid") == 0
+        assert server.refused == {}
+        creds = Credentials()
+        v1 = oss2.Bucket(oss2.StsAuth(creds.access_key_id, creds.access_key_secret, creds.security_token),
+                         server.endpoint, server.bucket)
+        with pytest.raises(oss2.exceptions.OssError) as refused:
+            v1.put_object("dingbot/x", b"{}")
+        assert refused.value.status == 403 and "dingbot/x" not in server.objects
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("credentials, region, refusal", [
+    (Credentials(access_key_secret="another-secret"), "cn-local", "SignatureDoesNotMatch"),
+    (Credentials(), "cn-hangzhou", "InvalidArgument"),
+])
+def test_a_signature_with_the_wrong_secret_or_region_is_refused(credentials, region, refusal):
+    server = FakeOSS().start()
+    try:
+        blobs = ApiBlobs.connect(server.endpoint, server.bucket, credentials, "dingbot/", region)
+        with pytest.raises(OSError, match=refusal):
+            blobs.create("claims/x.json", b"{}")
+        assert server.objects == {}
+    finally:
+        server.stop()
+
+
+def run_twice(reply, event):
+    return [json.loads(reply(event, context("reply")))["status"] for _ in range(2)]
+
+
+@pytest.mark.parametrize("state", ["Enabled", "Suspended"])
+def test_a_versioned_bucket_keeps_claims_on_the_mount_and_the_log_says_what_is_lost(
+        state, reply, reply_env, use_env, llm, sink, oss, caplog):
+    server = FakeOSS(versioning=state).start()
+    try:
+        use_env({**reply_env, "OSS_BUCKET": server.bucket, "OSS_ENDPOINT": server.endpoint})
+        event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+        assert run_twice(reply, event) == ["answered", "duplicate"]
+        assert server.objects == {} and list((oss / "dingbot" / "claims").iterdir())
+        warnings = [r.getMessage() for r in caplog.records if f"versioning {state}" in r.getMessage()]
+        assert len(warnings) == 1 and "both answer" in warnings[0]
+    finally:
+        server.stop()
+
+
+def test_the_v4_region_is_oss_region_then_the_endpoints_then_fcs(reply, reply_env, use_env, sink, caplog):
+    from shared.reply.config import oss_region_of
+    assert oss_region_of("http://oss-cn-hangzhou-internal.aliyuncs.com") == "cn-hangzhou"
+    assert oss_region_of("https://oss-ap-southeast-1.aliyuncs.com") == "ap-southeast-1"
+    assert oss_region_of("http://127.0.0.1:9000") is None
+    server = FakeOSS(region="cn-shanghai").start()
+    try:
+        env = {**reply_env, "OSS_BUCKET": server.bucket, "OSS_ENDPOINT": server.endpoint}
+        use_env(env)  # FC's context says cn-local: the bucket refuses, the answer still comes
+        event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+        assert json.loads(reply(event, context("reply")))["status"] == "answered"
+        assert server.refused and "storage failed to claim" in caplog.text
+        use_env({**env, "OSS_REGION": "cn-shanghai"})
+        event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+        assert run_twice(reply, event) == ["answered", "duplicate"]
+        assert any(key.startswith("dingbot/claims/") for key in server.objects)
     finally:
         server.stop()

@@ -90,7 +90,8 @@ def naive_read_modify_write(index, barrier, path):
 
 def claim_one_message(index, barrier, root, oss_endpoint, bucket):
     if oss_endpoint:
-        claims = Claims(ApiBlobs.connect(oss_endpoint, bucket, Credentials(), "dingbot/"), atomic_create=True)
+        blobs = ApiBlobs.connect(oss_endpoint, bucket, Credentials(), "dingbot/", "cn-local")
+        claims = Claims(blobs, atomic_create=True)
     else:
         claims = Claims(RemoteMount(root), atomic_create=False)
     barrier.wait()

@@ -132,3 +132,41 @@ def test_the_dingtalk_app_check_gets_a_token_with_the_key_and_secret(tmp_path, c
     code, out = run(tmp_path, {**GOOD, **app, "DINGTALK_APP_SECRET": "wrong"}, "--no-deploy", "--check-dingtalk",
                     capsys=capsys)
     assert code == 1 and "invalidClientIdOrSecret" in out
+
+
+def oss_env(server, **extra):
+    creds = server.credentials
+    return {**GOOD, "OSS_BUCKET": server.bucket, "OSS_ENDPOINT": server.endpoint, "OSS_REGION": server.region,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": creds.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET":
+            creds.access_key_secret, "ALIBABA_CLOUD_SECURITY_TOKEN": creds.security_token, **extra}
+
+
+@pytest.mark.parametrize("versioning", ["", "Enabled"])
+def test_check_oss_writes_reads_and_deletes_signed_v4_and_reports_versioning(tmp_path, capsys, versioning):
+    from devstack.fake_oss import FakeOSS
+    server = FakeOSS(versioning=versioning).start()
+    try:
+        server.objects["dingbot/"] = (b"", 0.0)
+        code, out = run(tmp_path, oss_env(server), "--no-deploy", "--check-oss", capsys=capsys)
+    finally:
+        server.stop()
+    assert "OK   OSS API:" in out and "V4-signed write, read and delete work" in out
+    assert "OK   OSS mounted folder" in out and list(server.objects) == ["dingbot/"] and server.refused == {}
+    if versioning:
+        assert code == 1 and "FIX  OSS versioning: Enabled" in out and "both answer" in out
+    else:
+        assert code == 0 and "OK   OSS versioning: never turned on" in out
+
+
+def test_check_oss_names_the_missing_access_key_the_refusal_and_the_missing_folder(tmp_path, capsys):
+    from devstack.fake_oss import FakeOSS
+    server = FakeOSS().start()
+    try:
+        _, out = run(tmp_path, {**GOOD, "OSS_BUCKET": server.bucket}, "--no-deploy", "--check-oss", capsys=capsys)
+        assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in out
+        _, out = run(tmp_path, oss_env(server, OSS_REGION="cn-hangzhou"), "--no-deploy", "--check-oss", capsys=capsys)
+        assert "FIX  OSS API:" in out and "InvalidArgument" in out and "OSS_REGION" in out
+        _, out = run(tmp_path, oss_env(server), "--no-deploy", "--check-oss", capsys=capsys)
+        assert "FIX  OSS mounted folder: dingbot/ does not exist" in out
+    finally:
+        server.stop()

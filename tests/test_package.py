@@ -1,9 +1,11 @@
 """The console zips work on their own: unpacked, only the zip (plus what FC's python3.10 runtime
-provides) on ``sys.path``, under a real CPython 3.10."""
+provides, at the runtime's own versions: requests 2.28.1 with urllib3 1.26, oss2 2.16.0, aliyun-fc2
+2.5.2) on ``sys.path``, under a real CPython 3.10."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -21,8 +23,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import package  # noqa: E402
 
 PYTHON310 = package.find_python310()
-# Imported only when someone sends a file.
-FILE_READERS = {"pypdf", "defusedxml"}
+# Imported only when someone sends a file, or (oss2) when OSS_BUCKET is set.
+LAZY = {"pypdf", "defusedxml", "oss2"}
+FC_RUNTIME = ROOT / "devstack" / "fc-python310-runtime.txt"
 needs_310 = pytest.mark.skipif(PYTHON310 is None, reason="no CPython 3.10 on this machine to act as the FC runtime")
 
 
@@ -33,10 +36,10 @@ def built(tmp_path_factory):
                     "--dist-dir", str(out / "dist")], check=True, capture_output=True)
     runtime = out / "runtime"
     if PYTHON310:
-        # What FC's python3.10 provides, at the versions the receiver's lock pins.
+        # What FC's python3.10 provides, at the versions it ships.
         subprocess.run([PYTHON310, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target",
-                        str(runtime), "-r", str(ROOT / "dingtalk_conversation" / "requirements.lock")],
-                       check=True, capture_output=True)
+                        str(runtime), "-r", str(FC_RUNTIME)], check=True, capture_output=True,
+                       env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
     return out / "dist", runtime
 
 
@@ -132,8 +135,8 @@ print(json.dumps({{"status": status, "modules": sorted({{m.split(".")[0] for m i
     assert "你好" in sink.wait_for(1)[0]["text"]["content"]
     carried = {p.name.removesuffix(".py") for p in code.iterdir()
                if p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
-    assert carried - set(outcome["modules"]) == FILE_READERS
-    assert not FILE_READERS & set(outcome["modules"])
+    assert carried - set(outcome["modules"]) == LAZY
+    assert not LAZY & set(outcome["modules"])
 
 
 @needs_310
@@ -151,3 +154,42 @@ print(json.dumps({{"pdf": pdf, "docx": docx}}, ensure_ascii=False))
 """
     outcome = run_isolated(code, runtime, script, {"PATH": "/usr/bin:/bin"})
     assert "revenue grew" in outcome["pdf"] and outcome["docx"] == "第一段\n第二段"
+
+
+@needs_310
+def test_the_runtime_for_these_tests_has_fcs_own_versions(built):
+    _, runtime = built
+    script = """
+import json, requests, urllib3, oss2, fc2
+print(json.dumps([requests.__version__, urllib3.__version__[:5], oss2.__version__, fc2.__version__]))
+"""
+    assert run_isolated(runtime, runtime, script, {"PATH": "/usr/bin:/bin"}) == ["2.28.1", "1.26.", "2.16.0", "2.5.2"]
+
+
+@needs_310
+def test_reply_zip_claims_through_the_oss_api_signed_v4_over_fcs_old_oss2(built, tmp_path, llm, sink):
+    from devstack.fake_oss import FakeOSS
+    dist, runtime = built
+    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
+    (tmp_path / "oss").mkdir()
+    event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    script = f"""
+import json, index
+class Creds:
+    access_key_id, access_key_secret, security_token = "STS.local-ak", "local-sk-secret", "local-sts-token"
+class Ctx: request_id = "r"; credentials = Creds(); region = "cn-local"
+statuses = [json.loads(index.handler({event!r}, Ctx()))["status"] for _ in range(2)]
+import oss2
+print(json.dumps({{"statuses": statuses, "oss2": [oss2.__version__, oss2.__file__]}}))
+"""
+    server = FakeOSS().start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "CHATGPT_API_KEY": API_KEY, "ENDPOINT": llm.url,
+               "OSS_MOUNT_POINT": str(tmp_path / "oss"), "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1",
+               "OSS_BUCKET": server.bucket, "OSS_ENDPOINT": server.endpoint}
+        outcome = run_isolated(code, runtime, script, env)
+        assert outcome["statuses"] == ["answered", "duplicate"]
+        assert outcome["oss2"][0] >= "2.18.4" and outcome["oss2"][1].startswith(str(code))
+        assert server.refused == {} and any(key.startswith("dingbot/claims/") for key in server.objects)
+    finally:
+        server.stop()

@@ -62,7 +62,7 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             log.add_secret(config.app.app_secret)
         sender = WebhookSender(config.allowed_webhook_hosts)
         try:
-            storage = Storage.open(config, getattr(context, "credentials", None))
+            storage = Storage.open(config, getattr(context, "credentials", None), getattr(context, "region", None))
             delivery = Delivery(config, sender, storage, OpenApi(config.app) if config.app else None)
             replier = Replier(config, delivery, ChatModel(config), card_factory(config.card, config.app))
             status = replier.process(message)

@@ -7,6 +7,7 @@ Everything else is optional.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
@@ -27,8 +28,10 @@ VARIABLES = (
     "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
     "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT", "CARD_STREAMING",
     "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
-    "MAX_FILE_MB", "FILE_TEXT_CHARS",
+    "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION",
 )
+# oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
+OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
 
 
 def llm_base_url(endpoint: str) -> str:
@@ -112,6 +115,7 @@ class ReplyConfig:
     oss_mount_point: str
     oss_bucket: Optional[str]
     oss_endpoint: str
+    oss_region: Optional[str]
     allowed_webhook_hosts: Tuple[str, ...]
     max_message_bytes: int
     llm_max_retries: int
@@ -150,6 +154,7 @@ class ReplyConfig:
             oss_mount_point=read.text("OSS_MOUNT_POINT") or "/mnt/oss",
             oss_bucket=read.text("OSS_BUCKET"),
             oss_endpoint=_oss_endpoint(read),
+            oss_region=read.text("OSS_REGION") or oss_region_of(read.text("OSS_ENDPOINT") or ""),
             allowed_webhook_hosts=allowed_webhook_hosts(read),
             max_message_bytes=read.number("MAX_MESSAGE_BYTES", 6000, int, 500, 14000),
             llm_max_retries=read.number("LLM_MAX_RETRIES", 2, int, 0, 5),
@@ -186,6 +191,12 @@ def _oss_endpoint(read: EnvReader) -> str:
                                   "http://oss-cn-hangzhou-internal.aliyuncs.com")
         return ""
     return read.url("OSS_ENDPOINT", "")
+
+
+def oss_region_of(endpoint: str) -> Optional[str]:
+    """The region in an OSS endpoint's host name (V4 signatures are scoped to it), or None."""
+    match = OSS_HOST_REGION.search((urlsplit(endpoint if "//" in endpoint else "//" + endpoint).hostname or ""))
+    return match.group(1) if match else None
 
 
 def load_reply_config(env: Mapping[str, str]) -> ReplyConfig:

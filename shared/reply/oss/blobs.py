@@ -4,8 +4,14 @@ Two backends with one interface. ``MountBlobs`` uses the OSS mount as files: on 
 instance that shares the mount is another machine, so nothing here may rely on file locks or
 on a read-modify-write of one object; writers only ever create objects with names of their
 own, or overwrite objects that only they write. ``ApiBlobs`` speaks to the bucket through the
-OSS API (``oss2``, built into FC's python3.10), whose ``x-oss-forbid-overwrite`` makes
-``create`` atomic across instances, which a mount cannot promise.
+OSS API, whose ``x-oss-forbid-overwrite`` makes ``create`` atomic across instances, which a
+mount cannot promise, but only on a bucket that has never had versioning turned on (OSS
+"防止覆盖同名文件": the header has no effect while versioning is enabled or suspended).
+
+Requests are signed V4 (``OSS4-HMAC-SHA256``, scoped to the bucket's region): OSS refuses V1
+signatures for accounts created since 2025-03 and buckets created since 2025-09 ("V1签名升级为V4
+签名指引"). ``oss2`` signs V4 from 2.18.4, so the reply package carries its own ``oss2`` in
+place of the 2.16.0 built into FC's python3.10.
 """
 
 from __future__ import annotations
@@ -138,12 +144,18 @@ class ApiBlobs:
         self.prefix = prefix
 
     @classmethod
-    def connect(cls, endpoint: str, bucket_name: str, credentials: Any, prefix: str) -> "ApiBlobs":
-        """A bucket client signed with the function role's STS credentials (from FC's context)."""
+    def connect(cls, endpoint: str, bucket_name: str, credentials: Any, prefix: str, region: str) -> "ApiBlobs":
+        """A bucket client signed V4 for ``region`` with the function role's STS credentials (from FC's context)."""
         import oss2
 
-        auth = oss2.StsAuth(credentials.access_key_id, credentials.access_key_secret, credentials.security_token)
-        return cls(oss2.Bucket(auth, endpoint, bucket_name, connect_timeout=5), prefix)
+        auth = oss2.StsAuth(credentials.access_key_id, credentials.access_key_secret, credentials.security_token,
+                            auth_version=oss2.AUTH_VERSION_4)
+        return cls(oss2.Bucket(auth, endpoint, bucket_name, connect_timeout=5, region=region), prefix)
+
+    def versioning(self) -> str:
+        """The bucket's versioning state: "" (never turned on), "Enabled" or "Suspended"."""
+        result = self._call("get_bucket_versioning")
+        return (getattr(result, "status", None) or "") if result is not None else ""
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         import oss2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 from shared.common import log
 from shared.common.message import IncomingMessage
@@ -27,6 +27,32 @@ API_PREFIX = "dingbot/"
 COMPACT_EVERY = 16
 
 logger = log.get("storage")
+# Per instance: (endpoint, bucket) -> why claims cannot rely on the OSS API ("" when they can).
+_API_CLAIMS_CHECKED: Dict[Tuple[str, str], str] = {}
+VERSIONED_LOSS = ("x-oss-forbid-overwrite has no effect on it, so claims stay on the mount: two instances that "
+                  "take the same message within one round trip of each other can both answer it (FC's task id "
+                  "still stops redelivered callbacks). Use a bucket that never had versioning turned on for "
+                  "exactly-once across instances")
+
+
+def api_claims_problem(blobs: ApiBlobs) -> str:
+    """Why create-if-absent through the OSS API would not be atomic on this bucket ("" when it is).
+
+    Asked, and logged, once per instance: a versioned bucket (enabled or suspended) accepts a second PutObject
+    despite ``x-oss-forbid-overwrite``. A bucket whose versioning cannot be read (the role lacks
+    ``oss:GetBucketVersioning``) is assumed never versioned, and the log says so."""
+    key = (blobs.bucket.endpoint, blobs.bucket.bucket_name)
+    if key not in _API_CLAIMS_CHECKED:
+        try:
+            state = blobs.versioning()
+        except OSError as exc:
+            logger.warning("could not read the versioning of bucket %s (%s); assuming it was never turned on "
+                           "(grant oss:GetBucketVersioning to the function's role to have it checked)", key[1], exc)
+            state = ""
+        _API_CLAIMS_CHECKED[key] = f"bucket {key[1]} has versioning {state}" if state else ""
+        if state:
+            logger.warning("%s: %s", _API_CLAIMS_CHECKED[key], VERSIONED_LOSS)
+    return _API_CLAIMS_CHECKED[key]
 
 
 class Storage:
@@ -40,20 +66,30 @@ class Storage:
         self.clock = clock
 
     @classmethod
-    def open(cls, config: ReplyConfig, credentials: Any = None) -> "Storage":
+    def open(cls, config: ReplyConfig, credentials: Any = None, region: Optional[str] = None) -> "Storage":
         """The mount (``OSS_MOUNT_POINT``) for history; claims through the OSS API when
-        ``OSS_BUCKET`` is set (create-if-absent across instances), else on the mount too."""
+        ``OSS_BUCKET`` is set and its create-if-absent is atomic, else on the mount too. ``region``
+        is FC's (the context's), used when neither ``OSS_REGION`` nor ``OSS_ENDPOINT`` names one."""
         mount = Path(config.oss_mount_point)
         if not mount.is_dir():
             return cls(None, None, unavailable=f"OSS_MOUNT_POINT {mount} is not a directory (is the OSS mount "
                                                f"configured?)")
         blobs = MountBlobs(mount / DATA_FOLDER)
-        if config.oss_bucket and credentials is not None:
-            claims = Claims(ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX),
-                            atomic_create=True)
-        else:
-            claims = Claims(blobs, atomic_create=False)
+        api = cls._api_blobs(config, credentials, region)
+        claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)
         return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs))
+
+    @staticmethod
+    def _api_blobs(config: ReplyConfig, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
+        if not config.oss_bucket or credentials is None:
+            return None
+        region = config.oss_region or region
+        if not region:
+            logger.error("OSS_BUCKET is set but no region is known for its V4 signatures: set OSS_REGION "
+                         "(e.g. cn-hangzhou); claims stay on the mount")
+            return None
+        api = ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX, region)
+        return None if api_claims_problem(api) else api
 
     def _attempt(self, what: str, cost: str, call: Callable[[], T], fallback: T) -> T:
         if self.unavailable:
