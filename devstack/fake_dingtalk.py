@@ -5,8 +5,11 @@ It refuses what DingTalk refuses, so the suite sees the limits that only show on
 (../shared/reference/PLATFORM.md): a webhook message over 20,000 bytes (errcode 460101), a card
 parameter that is not a string, a streamed markdown variable sent as a delta, a robot ``msgParam``
 over 15,000 bytes or not a string, an unknown access token. A card whose content ever exceeds
-3,000 characters is marked ``blank``, as DingTalk renders it. Tests queue faults: webhook errcodes
-and statuses, OpenAPI errors by path (QPS throttling), or the monthly quota spent.
+3,000 characters is marked ``blank``, as DingTalk renders it. ``createAndDeliver`` reports per
+recipient in ``deliverResults`` (a card the robot cannot deliver answers 200 with ``success: false``),
+and card data updates replace the card's data unless ``cardUpdateOptions.updateCardDataByKey``
+asks to merge, as the open platform does. Tests queue faults: webhook errcodes and statuses,
+OpenAPI errors by path (QPS throttling), undeliverable cards, or the monthly quota spent.
 """
 
 from __future__ import annotations
@@ -105,6 +108,8 @@ class WebhookSink(LoopbackServer):
         self.faults: Deque[Dict[str, Any]] = deque()
         self.api_faults: List[Dict[str, Any]] = []
         self.quota_spent = False
+        # When set: createAndDeliver creates the card but delivers it to nobody, with this errorMsg.
+        self.undeliverable: Optional[str] = None
         self.api_calls: List[Dict[str, Any]] = []
         self.changed = threading.Condition()
 
@@ -195,13 +200,22 @@ class _SinkHandler(JsonHandler):
         params = (body.get("cardData") or {}).get("cardParamMap") or {}
         if not self._params_are_strings(params):
             return
-        card = {"outTrackId": body["outTrackId"], "openSpaceId": body.get("openSpaceId", ""),
+        space = body.get("openSpaceId", "")
+        refused = self.server.undeliverable
+        card = {"outTrackId": body["outTrackId"], "openSpaceId": space if not refused else "",
                 "template": body.get("cardTemplateId"), "params": dict(params), "content": "", "updates": [],
-                "finalized": False, "error": False, "blank": False, "created": time.time()}
+                "finalized": False, "error": False, "blank": False, "created": time.time(),
+                "key": "msgContent"}
         with self.server.changed:
             self.server.cards[body["outTrackId"]] = card
             self.server.changed.notify_all()
-        self.send_json(200, {"success": True, "result": {"outTrackId": body["outTrackId"]}})
+        space_type = space.split("//", 1)[-1].split(".", 1)[0]
+        delivered = {"spaceType": space_type, "spaceId": space.rsplit(".", 1)[-1], "success": not refused,
+                     "carrierId": "" if refused else uuid.uuid4().hex}
+        if refused:
+            delivered["errorMsg"] = refused
+        self.send_json(200, {"success": True, "result": {"outTrackId": body["outTrackId"],
+                                                         "deliverResults": [delivered]}})
 
     def _update_card(self, body: Dict[str, Any], streaming: bool) -> None:
         """A streaming update of one variable, or new card data (``flowStatus``, ``msgContent`` ...)."""
@@ -214,13 +228,17 @@ class _SinkHandler(JsonHandler):
             card = self.server.cards.get(body.get("outTrackId"))
             if card is None:
                 return self._refuse(400, "CardNotFound", "no such card")
+            merge = bool((body.get("cardUpdateOptions") or {}).get("updateCardDataByKey"))
             if streaming:
                 params = {body["key"]: body["content"]}
-                card["content"] = body["content"]
+                card["key"], card["content"] = body["key"], body["content"]
                 card["finalized"], card["error"] = bool(body.get("isFinalize")), bool(body.get("isError"))
-            elif "msgContent" in params:
-                card["content"] = params["msgContent"]
-            card["params"].update(params)
+                card["params"].update(params)
+            elif merge:
+                card["params"].update(params)
+            else:
+                card["params"] = dict(params)  # replaced whole: what the update leaves out is gone
+            card["content"] = card["params"].get(card["key"], "")
             if params.get("flowStatus") in ("3", "5"):
                 card["finalized"], card["error"] = True, params["flowStatus"] == "5"
             card["blank"] = card["blank"] or len(card["content"]) > CARD_BLANK_CHARS

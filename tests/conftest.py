@@ -20,7 +20,9 @@ from devstack.fake_llm import FakeLLM  # noqa: E402
 from devstack.fc_context import FCContext, FunctionMeta  # noqa: E402
 from shared.receiver import config as receiver_config  # noqa: E402
 from shared.reply import config as reply_config  # noqa: E402
+from shared.reply import delivery  # noqa: E402
 from shared.reply.dingtalk.openapi import TOKENS  # noqa: E402
+from shared.reply.oss import storage  # noqa: E402
 
 APP_SECRET = "test-app-secret"
 API_KEY = "sk-test-key-0123456789"
@@ -38,8 +40,11 @@ CALLER_ENVIRONMENT = sorted(set(receiver_config.VARIABLES) | set(reply_config.VA
 
 @pytest.fixture(autouse=True)
 def fresh_instance() -> None:
-    """Each test is a new FC instance: no access token cached from another test's DingTalk."""
+    """Each test is a new FC instance: no access token cached from another test's DingTalk, no bucket
+    already checked, nothing already logged once."""
     TOKENS._tokens.clear()
+    storage._API_CLAIMS_CHECKED.clear()
+    delivery._told.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -75,11 +75,26 @@ def test_webhook_5xx_then_success_answers_once(reply, reply_env, use_env, llm, s
     assert len(sink.wait_for(1)) == 1 and sink.attempts == 2
 
 
-def test_webhook_throttling_errcode_is_retried(reply, reply_env, use_env, llm, sink):
-    use_env(reply_env)
+def test_a_throttled_webhook_goes_through_the_robot_openapi_when_the_app_is_set_up(reply, reply_env, use_env, llm,
+                                                                                    sink):
+    use_env({**reply_env, "DINGTALK_APP_KEY": sink.app_key, "DINGTALK_APP_SECRET": sink.app_secret,
+             "DINGTALK_API_ENDPOINT": sink.url, "CARD_STREAMING": "off"})
     sink.fail_next({"errcode": 130101})
-    assert run(reply, payload(sink, "你好")) == "answered"
-    assert len(sink.wait_for(1)) == 1
+    assert run(reply, payload(sink, "你好", conversation_id="cid-throttled")) == "answered"
+    assert sink.attempts == 1 and sink.messages == []
+    [sent] = sink.robot_messages
+    assert sent["to"] == "cid-throttled" and "你好" in json.dumps(sent["msgParam"], ensure_ascii=False)
+
+
+def test_a_throttled_webhook_without_the_app_is_logged_once_with_what_to_do(reply, reply_env, use_env, llm, sink,
+                                                                             caplog):
+    use_env(reply_env)
+    sink.fail_next({"errcode": 130101}, {"errcode": 130101})
+    outcomes = [run(reply, payload(sink, "你好")) for _ in range(2)]
+    assert outcomes == ["delivery-failed", "delivery-failed"] and sink.attempts == 2
+    advice = [r for r in caplog.records if "130101" in r.getMessage() and "DINGTALK_APP_KEY" in r.getMessage()
+              and "robot OpenAPI meanwhile" in r.getMessage()]
+    assert len(advice) == 1
 
 
 def test_webhook_refusal_is_not_retried_and_leaves_no_turn(reply, reply_env, use_env, llm, sink, oss):

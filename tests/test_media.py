@@ -93,6 +93,18 @@ def test_a_quoted_text_becomes_part_of_the_question(reply, media_env, use_env, l
     assert history(oss)[0]["question"] == "[引用：Serverless 是一种按需付费的计算方式。] 这句话什么意思？"
 
 
+@pytest.mark.parametrize("replied", [
+    {"msgType": "text", "content": {"text": "Serverless 是一种按需付费的计算方式。"}},
+    {"msgType": "text", "content": json.dumps({"content": "Serverless 是一种按需付费的计算方式。"},
+                                              ensure_ascii=False)},
+    {"msgType": "richText", "content": {"richText": [{"text": "Serverless 是一种按需付费的计算方式。"}]}},
+], ids=["content.text", "json-string", "rich-text"])
+def test_every_quote_shape_reaches_the_model(replied, reply, media_env, use_env, llm, sink):
+    use_env(media_env)
+    assert send(reply, sink, "这句话什么意思？", replied=replied)[0] == "answered"
+    assert "Serverless 是一种按需付费的计算方式。" in json.dumps(prompt_parts(llm), ensure_ascii=False)
+
+
 def test_a_quoted_picture_is_seen_with_the_question(reply, media_env, use_env, llm, sink):
     use_env(media_env)
     sink.files["old-pic"] = fixtures.png()
@@ -173,6 +185,34 @@ def test_without_app_credentials_a_picture_says_what_to_configure_and_text_still
     assert send(reply, sink, msgtype="picture", content={"downloadCode": "x"})[0] == "needs-app"
     assert "DINGTALK_APP_KEY" in said(sink)[0] and llm.requests == []
     assert send(reply, sink, "你好")[0] == "answered"
+
+
+@pytest.mark.parametrize("kind", ["rich-text", "quoted-picture"])
+def test_text_with_a_picture_and_no_app_is_answered_with_one_sentence_about_the_picture(
+        kind, reply, reply_env, use_env, llm, sink, oss):
+    use_env(reply_env)
+    if kind == "rich-text":
+        content = {"richText": [{"text": "这张图里的产品叫什么？"}, {"type": "picture", "downloadCode": "p"}]}
+        status, _ = send(reply, sink, msgtype="richText", content=content)
+    else:
+        status, _ = send(reply, sink, "这张图里的产品叫什么？",
+                         replied={"msgType": "picture", "content": {"downloadCode": "p"}})
+    assert status == "answered"
+    asked = json.dumps(prompt_parts(llm), ensure_ascii=False)
+    assert "这张图里的产品叫什么？" in asked and "[图片]" in asked and "image_url" not in asked
+    [answer] = said(sink)
+    assert answer.endswith("（消息里的图片或文件我没能看到：回复函数没有配置钉钉应用的 DINGTALK_APP_KEY，"
+                           "以上只回答了文字部分。）")
+    assert "[图片]" in history(oss)[0]["question"]
+
+
+def test_text_with_a_picture_when_the_monthly_quota_is_spent_is_answered_with_one_sentence(
+        reply, media_env, use_env, llm, sink):
+    use_env(media_env)
+    sink.quota_spent = True
+    content = {"richText": [{"text": "图里写了什么？"}, {"type": "picture", **picture(sink)}]}
+    assert send(reply, sink, msgtype="richText", content=content)[0] == "answered"
+    assert said(sink)[0].endswith("钉钉接口本月的调用额度已用完，以上只回答了文字部分。）")
 
 
 def test_a_failed_download_is_answered_once_with_a_readable_sentence(reply, media_env, use_env, llm, sink):

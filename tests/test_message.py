@@ -44,13 +44,46 @@ def test_pictures_and_files_carry_their_download_codes():
                                                                  {"type": "picture", "downloadCode": "q-pic"}]})},
      (Part("text", "看图"), Part("picture", downloadCode="q-pic"))),
     ({"msgType": "picture", "content": {"downloadCode": "q-pic"}}, (Part("picture", downloadCode="q-pic"),)),
-])
+    ({"msgType": "text", "content": {"text": "原来那句话"}}, (Part("text", "原来那句话"),)),
+    ({"msgType": "text", "content": json.dumps({"content": "原来那句话"})}, (Part("text", "原来那句话"),)),
+    ({"msgType": "text", "content": "原来那句话"}, (Part("text", "原来那句话"),)),
+    ({"content": {"text": "原来那句话"}}, (Part("text", "原来那句话"),)),
+    ({"msgType": "richText", "content": {"richText": [{"text": "看图"}, {"downloadCode": "q-pic"},
+                                                      {"pictureDownloadCode": "q-pic2"}]}},
+     (Part("text", "看图"), Part("picture", downloadCode="q-pic"), Part("picture", downloadCode="q-pic2"))),
+    ({"msgType": "richText", "content": json.dumps({"richText": [{"downloadCode": "q-pic"}, {"text": "说明"}]})},
+     (Part("picture", downloadCode="q-pic"), Part("text", "说明"))),
+], ids=["text", "rich-text-json-string", "picture", "content.text", "text-json-string", "plain-string",
+        "no-msgType", "rich-text-untyped-pictures", "untyped-pictures-json-string"])
 def test_a_quoted_message_travels_with_the_question(replied, expected):
     body = callback_body("这句话什么意思？", webhook_base=BASE)
     body["text"].update({"isReplyMsg": True, "repliedMsg": {"msgId": "old", "senderId": "u", **replied}})
     message = parse_callback(encode(body))
     assert message.question == "这句话什么意思？" and message.quoted == expected
     assert IncomingMessage.from_payload(message.to_payload()) == message
+
+
+def test_rich_text_pictures_without_a_type_are_known_by_their_download_code():
+    body = callback_body("", webhook_base=BASE, msgtype="richText")
+    body["content"] = {"richText": [{"text": "看这张"}, {"downloadCode": "pic", "pictureDownloadCode": "pdc"}]}
+    assert parse_callback(encode(body)).parts == (Part("text", "看这张"), Part("picture", downloadCode="pic"))
+
+
+@pytest.mark.parametrize("created", [1_700_000_000_123, "1700000000123"], ids=["number", "digit-string"])
+def test_create_at_may_be_a_number_or_a_digit_string(created):
+    body = callback_body("你好", webhook_base=BASE)
+    body["createAt"] = created
+    message = parse_callback(encode(body))
+    assert message.createAt == 1_700_000_000_123
+    assert IncomingMessage.from_payload(message.to_payload()).createAt == 1_700_000_000_123
+
+
+@pytest.mark.parametrize("created", ["soon", "１７００", "-1", "1e12", "9" * 40])
+def test_create_at_strings_that_are_not_plain_digits_are_refused(created):
+    body = callback_body("你好", webhook_base=BASE)
+    body["createAt"] = created
+    with pytest.raises(MalformedRequest):
+        parse_callback(encode(body))
 
 
 def test_audio_is_answered_from_its_recognition():

@@ -115,9 +115,38 @@ def test_builtin_card_status_update_matches_the_official_sdk(sink, api):
     track, ours, client, models, token = finished_card(sink, api, BUILTIN_CARD_TEMPLATE, "msgContent", "答案")
     client.update_card_with_options(models.UpdateCardRequest(
         out_track_id=track, card_data=models.UpdateCardRequestCardData(card_param_map={
-            "msgContent": "答案", "flowStatus": "3", "sys_full_json_obj": BUILTIN_ORDER})),
+            "msgContent": "答案", "staticMsgContent": "", "flowStatus": "3", "sys_full_json_obj": BUILTIN_ORDER}),
+        card_update_options=models.UpdateCardRequestCardUpdateOptions(update_card_data_by_key=True)),
         models.UpdateCardHeaders(x_acs_dingtalk_access_token=token), runtime())
     assert last_call(sink) == ours
+
+
+def test_builtin_card_data_follows_the_official_ai_markdown_card():
+    """AIMarkdownCardInstance (dingtalk-stream, card_instance.py): the component order and AICardStatus values."""
+    assert json.loads(BUILTIN_ORDER)["order"] == ["msgTitle", "msgContent", "staticMsgContent", "msgTextList",
+                                                  "msgImages", "msgSlider", "msgButtons"]
+    from shared.reply.dingtalk import cards
+    assert (cards.PROCESSING, cards.INPUTTING, cards.FINISHED, cards.FAILED) == ("1", "2", "3", "5")
+
+
+def test_a_card_data_update_without_merge_replaces_the_cards_data_as_dingtalk_does(sink, api):
+    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, message())
+    card.start()
+    card.show("流式写入的内容")
+    track = card.cards[0].out_track_id
+    api.call("status only", "PUT", "/v1.0/card/instances",
+             {"outTrackId": track, "cardData": {"cardParamMap": {"flowStatus": "2"}}})
+    assert sink.cards[track]["content"] == "" and "msgContent" not in sink.cards[track]["params"]
+    card.finish("最终答案")
+    assert sink.cards[track]["content"] == "最终答案" and sink.cards[track]["params"]["flowStatus"] == "3"
+
+
+def test_a_card_delivered_to_nobody_is_a_failed_card_and_the_answer_comes_by_webhook(sink, api):
+    from shared.reply.dingtalk.cards import CardError
+    sink.undeliverable = "机器人不在群内"
+    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, message())
+    with pytest.raises(CardError, match="机器人不在群内"):
+        card.start()
 
 
 @pytest.mark.parametrize("group", [True, False], ids=["group", "direct"])

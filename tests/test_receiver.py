@@ -136,7 +136,7 @@ def _mutated(**changes):
     _mutated(text=["hi"]),
     _mutated(text__content={"nested": "text"}),
     _mutated(createAt=1e400),
-    _mutated(createAt="1700000000000"),
+    _mutated(createAt="1.7e12"),
     _mutated(createAt=True),
     _mutated(sessionWebhookExpiredTime=-1),
     _mutated(msgId=12345),

@@ -159,9 +159,10 @@ def test_what_the_budget_cannot_show_in_cards_goes_out_as_messages_in_order(repl
 
 # --- quotas --------------------------------------------------------------------------------------
 
-def test_qps_throttling_waits_and_carries_on_with_the_same_card(reply, stream_env, use_env, llm, sink):
+@pytest.mark.parametrize("code", [QPS_LIMITED, "Forbidden.AccessDenied.QpsLimitForApi", "90002", "90018"])
+def test_qps_throttling_waits_and_carries_on_with_the_same_card(code, reply, stream_env, use_env, llm, sink):
     use_env(stream_env)
-    sink.fail_api("/v1.0/card/streaming", status=403, code=QPS_LIMITED)
+    sink.fail_api("/v1.0/card/streaming", status=403, code=code)
     assert ask(reply, sink, "你好", conversation_id="cid-qps") == "answered"
     [card] = sink.cards_in("cid-qps")
     assert card["finalized"] and "你好" in card["content"] and sink.messages == []
@@ -188,6 +189,15 @@ def test_card_that_cannot_be_created_falls_back_to_the_webhook(reply, stream_env
     assert ask(reply, sink, "你好") == "answered"
     assert len(sink.wait_for(1)) == 1 and sink.cards == {}
     assert "card streaming unavailable" in caplog.text
+
+
+def test_a_card_delivered_to_nobody_falls_back_to_the_webhook(reply, stream_env, use_env, llm, sink, caplog):
+    use_env(stream_env)
+    sink.undeliverable = "机器人不在该群"
+    assert ask(reply, sink, "你好") == "answered"
+    [posted] = sink.wait_for(1)
+    assert offline_answer([{"role": "user", "content": "你好"}]) in json.dumps(posted, ensure_ascii=False)
+    assert "not delivered" in caplog.text and sink.card_calls() == 1
 
 
 def test_refused_app_secret_falls_back_to_the_webhook(reply, stream_env, use_env, llm, sink):

@@ -63,13 +63,23 @@ def test_http_200_with_errcode_is_a_failure():
 
 
 @responses.activate
-@pytest.mark.parametrize("reply, retryable", [({"status": 502}, True), ({"json": {"errcode": 130101}}, True),
+@pytest.mark.parametrize("reply, retryable", [({"status": 502}, True), ({"json": {"errcode": 130101}}, False),
                                               ({"status": 404}, False)])
 def test_transient_failures_are_marked_retryable(reply, retryable):
     responses.post(URL, **({"json": {}} | reply))
     with pytest.raises(WebhookError) as error:
         sender().post(HOOK, {})
     assert error.value.retryable is retryable
+
+
+@responses.activate
+def test_a_webhook_throttled_for_minutes_is_not_retried_within_seconds():
+    responses.post(URL, json={"errcode": 130101, "errmsg": "send too fast"})
+    delays = []
+    with pytest.raises(WebhookError) as error:
+        retrying_sender(delays).send(HOOK, {})
+    assert error.value.throttled and error.value.another_way
+    assert len(responses.calls) == 1 and delays == []
 
 
 def test_hosts_outside_the_allow_list_are_refused():
@@ -96,7 +106,7 @@ def retrying_sender(delays):
 
 @responses.activate
 def test_transient_failures_are_retried_with_growing_delays_until_accepted():
-    for reply in ({"status": 502, "json": {}}, {"json": {"errcode": 130101}}, {"json": {"errcode": 0}}):
+    for reply in ({"status": 502, "json": {}}, {"status": 503, "json": {}}, {"json": {"errcode": 0}}):
         responses.post(URL, **reply)
     delays = []
     retrying_sender(delays).send(HOOK, {"n": 1})

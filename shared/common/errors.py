@@ -47,10 +47,17 @@ class WebhookError(DingbotError):
     """DingTalk did not accept a message posted to the session webhook.
 
     ``retryable``: a later attempt may succeed. ``gone``: the session itself has expired, so only
-    another channel (the robot OpenAPI) can still reach the chat.
+    another channel (the robot OpenAPI) can still reach the chat. ``throttled``: DingTalk blocks the
+    robot's webhook for minutes, which no retry within seconds outlasts; another channel may still work.
     """
 
-    def __init__(self, detail: str, *, retryable: bool = False, gone: bool = False) -> None:
+    def __init__(self, detail: str, *, retryable: bool = False, gone: bool = False, throttled: bool = False) -> None:
         super().__init__(detail)
         self.retryable = retryable
         self.gone = gone
+        self.throttled = throttled
+
+    @property
+    def another_way(self) -> bool:
+        """The robot OpenAPI may still reach the chat where this webhook cannot."""
+        return self.gone or self.throttled

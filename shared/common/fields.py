@@ -16,6 +16,7 @@ from shared.common.errors import MalformedRequest
 
 MAX_STRING = 4096
 MAX_MILLIS = 2 ** 53
+MILLIS_DIGITS = len(str(MAX_MILLIS))
 
 
 def _finite(text: str) -> float:
@@ -74,10 +75,15 @@ class Fields:
         return value
 
     def millis(self, name: str) -> Optional[int]:
-        """A millisecond timestamp: a whole, non-negative number (DingTalk sends integers)."""
+        """A millisecond timestamp: a whole, non-negative number, or the same as a string of ASCII digits
+        (DingTalk's message-type table lists ``createAt`` as a String; live callbacks send a number)."""
         value = self.data.get(name)
         if value is None or value == "":
             return None
+        if isinstance(value, str):
+            if not (value.isascii() and value.isdigit() and len(value) <= MILLIS_DIGITS):
+                raise MalformedRequest(f"{self._name(name)} is not a millisecond timestamp")
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
                 or not 0 <= value <= MAX_MILLIS:
             raise MalformedRequest(f"{self._name(name)} is not a millisecond timestamp")

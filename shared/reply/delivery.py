@@ -2,9 +2,10 @@
 
 The session webhook first, each part retried on its own so an accepted part is never sent
 again. Once the session is gone (expired before the answer was ready, or errcode 300001 part
-way), the rest goes through the robot OpenAPI if the app's credentials are configured; without
-them the log says plainly that the answer could not be delivered. A spent monthly API quota is
-noted for every instance (``oss/quota.py``).
+way) or DingTalk blocks the robot's webhook for minutes (errcode 130101), the rest goes through
+the robot OpenAPI if the app's credentials are configured; without them the log says plainly
+that the answer could not be delivered (for the throttled webhook, once per instance, with what
+to do). A spent monthly API quota is noted for every instance (``oss/quota.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from shared.reply.dingtalk.webhook import Webhook, WebhookSender
 from shared.reply.oss.storage import Storage
 
 logger = log.get("delivery")
+THROTTLED_ADVICE = ("DingTalk blocks this robot's session webhook for minutes after about 20 messages a minute "
+                    "(errcode 130101); set DINGTALK_APP_KEY and DINGTALK_APP_SECRET so answers go through the robot "
+                    "OpenAPI meanwhile, or ask fewer questions at once")
+_told: set = set()
+
+
+def log_once(key: str, text: str) -> None:
+    """One error line per instance for a condition that repeats on every message until someone acts."""
+    if key not in _told:
+        _told.add(key)
+        logger.error("%s", text)
 
 
 class Delivery:
@@ -50,13 +62,14 @@ class Delivery:
                      "are paused%s; answers go through the session webhook", code,
                      time.strftime(" until %Y-%m-%d %H:%M UTC", time.gmtime(until)) if until else "")
 
-    def _robot_send(self, message: IncomingMessage, body: Dict[str, Any]) -> Optional[str]:
-        """Post through the robot OpenAPI; None when it worked, else why not."""
+    def _robot_send(self, message: IncomingMessage, body: Dict[str, Any], why: str) -> Optional[str]:
+        """Post through the robot OpenAPI; None when it worked, else why not. ``why``: what happened to the
+        session webhook."""
         robot = RobotSender.able(self.api, message) if self.openapi_usable() else None
         if robot is None:
-            return ("the session webhook is gone and there is no other way to the chat (set DINGTALK_APP_KEY and "
+            return (f"{why} and there is no other way to the chat (set DINGTALK_APP_KEY and "
                     "DINGTALK_APP_SECRET to answer through the robot OpenAPI)" if self.api is None else
-                    "the session webhook is gone and the robot OpenAPI cannot be used now (quota, or no staff id)")
+                    f"{why} and the robot OpenAPI cannot be used now (quota, or no staff id)")
         try:
             robot.send(body)
         except OpenApiError as exc:
@@ -70,19 +83,24 @@ class Delivery:
         ``webhook`` None: the session had expired before the answer was ready."""
         mention = message.senderStaffId if message.is_group and message.senderStaffId else None
         bodies = dingtalk_messages(answer, mention=mention, max_bytes=self.config.max_message_bytes)
+        why = "the session webhook is gone"
         for index, body in enumerate(bodies):
             if webhook is not None:
                 try:
                     self.sender.send(webhook, body)
                     continue
                 except WebhookError as exc:
-                    if not exc.gone:
+                    if not exc.another_way:
                         logger.error("DingTalk refused part %d of %d: %s", index + 1, len(bodies), exc)
                         return len(bodies), index
                     logger.warning("%s at part %d of %d; the rest goes through the robot OpenAPI", exc, index + 1,
                                    len(bodies))
+                    if exc.throttled:
+                        why = "the session webhook is throttled for minutes"
+                        if self.api is None:
+                            log_once("webhook-throttled", THROTTLED_ADVICE)
                     webhook = None
-            failure = self._robot_send(message, body)
+            failure = self._robot_send(message, body, why)
             if failure:
                 logger.error("part %d of %d could not be delivered: %s", index + 1, len(bodies), failure)
                 return len(bodies), index

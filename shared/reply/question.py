@@ -74,12 +74,20 @@ class Question:
 
 
 class QuestionBuilder:
-    def __init__(self, fetch: Optional[Fetch], max_file_text: int) -> None:
+    """``unseen``: the sentence that says why pictures and files cannot be fetched at all (no app, quota
+    spent); they then stand in the question as placeholders and the answer carries that sentence."""
+
+    def __init__(self, fetch: Optional[Fetch], max_file_text: int, unseen: Optional[str] = None) -> None:
         self.fetch = fetch
         self.max_file_text = max_file_text
+        self.unseen = unseen
 
     def _medium(self, part: Part, notes: List[str]) -> Dict[str, Any]:
         """One picture or file as a content part; raises ``MediaProblem``."""
+        if self.unseen is not None:
+            if self.unseen not in notes:
+                notes.append(self.unseen)
+            return {"type": "text", "text": placeholder(part)}
         if part.type == "video":
             raise MediaProblem(texts.VIDEO)
         if part.type == "audio":

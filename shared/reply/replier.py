@@ -101,17 +101,35 @@ class Replier:
             return texts.NOT_ALLOWED.format(scope="用户")
         return None
 
+    def _media_problem(self) -> Optional[MediaProblem]:
+        """Why no picture or file can be fetched now, or None."""
+        if self.delivery.api is None:
+            return MediaProblem(texts.NEEDS_APP, "a picture or file arrived and DINGTALK_APP_KEY is not set",
+                                outcome="needs-app")
+        if not self.delivery.openapi_usable():
+            return MediaProblem(texts.MEDIA_QUOTA, "DingTalk's monthly API quota is spent")
+        return None
+
     def _question(self, message: IncomingMessage) -> Question:
-        """Raises ``MediaProblem`` or ``DownloadError`` with the sentence the chat gets."""
-        fetch = None
+        """Raises ``MediaProblem`` or ``DownloadError`` with the sentence the chat gets. Text that came with
+        pictures or files that cannot be fetched is still answered, with a sentence saying what was not seen."""
+        fetch, unseen = None, None
         if message.media:
-            if self.delivery.api is None:
-                raise MediaProblem(texts.NEEDS_APP, "a picture or file arrived and DINGTALK_APP_KEY is not set",
-                                   outcome="needs-app")
-            if not self.delivery.openapi_usable():
-                raise MediaProblem(texts.MEDIA_QUOTA, "DingTalk's monthly API quota is spent")
-            fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes).fetch
-        return QuestionBuilder(fetch, self.config.file_text_chars).build(message)
+            problem = self._media_problem()
+            if problem is None:
+                fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes).fetch
+            elif not message.question:
+                raise problem
+            else:
+                logger.warning("%s: answering the text only", problem)
+                unseen = texts.UNSEEN_NEEDS_APP if problem.outcome == "needs-app" else texts.UNSEEN_QUOTA
+        try:
+            return QuestionBuilder(fetch, self.config.file_text_chars, unseen).build(message)
+        except DownloadError as exc:
+            if not (exc.quota_spent and message.question):
+                raise
+            self.delivery.note_quota_spent(exc.code)
+            return QuestionBuilder(None, self.config.file_text_chars, texts.UNSEEN_QUOTA).build(message)
 
     def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> Answer:
         refusal = self._refusal(message)

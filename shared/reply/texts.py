@@ -40,6 +40,9 @@ CANNOT_SEE = "当前模型看不了图片，请联系管理员设置支持图片
 NEEDS_APP = ("要看图片和文件，需要管理员在回复函数里配置钉钉应用的 DINGTALK_APP_KEY 和 DINGTALK_APP_SECRET；"
              "文字消息不受影响。")
 MEDIA_QUOTA = "钉钉接口本月的调用额度已用完，暂时看不了图片和文件；文字消息不受影响。"
+UNSEEN_NEEDS_APP = ("（消息里的图片或文件我没能看到：回复函数没有配置钉钉应用的 DINGTALK_APP_KEY，"
+                    "以上只回答了文字部分。）")
+UNSEEN_QUOTA = "（消息里的图片或文件我没能看到：钉钉接口本月的调用额度已用完，以上只回答了文字部分。）"
 DOWNLOAD_FAILED = "图片或文件没能下载下来，请稍后重新发送。"
 FILE_TOO_LARGE = "{what}太大了（最大 {limit} MB），请压缩或拆分后再发。"
 FILE_TYPE = "暂时读不了「{name}」这种文件。目前能读：文本和代码文件（txt、md、csv、json 等）、PDF、Word（docx）和图片。"

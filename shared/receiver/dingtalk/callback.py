@@ -4,9 +4,12 @@ Shapes (DingTalk's "机器人消息类型"): ``text.content``; ``content.richTex
 items and ``{type: picture, downloadCode}`` items in the order written; ``content`` with a
 ``downloadCode`` for ``picture``, ``file`` (plus ``fileName``), ``video`` and ``audio`` (plus
 its speech-to-text ``recognition``). A reply to an earlier message is a text message with
-``isReplyMsg`` and the earlier one as ``repliedMsg``, whose ``content`` may arrive as a JSON
-string. Every field is checked for its type: a signed body from DingTalk never has a wrong
-one, so a wrong one means a bug or a forgery, answered with 400.
+``isReplyMsg`` and the earlier one as ``repliedMsg``. Quotes are undocumented and arrive in
+several shapes (PLATFORM.md, "Quoted messages are undocumented"): quoted text in
+``content.content`` or ``content.text``, ``content`` as a JSON string (or as the plain text),
+rich-text items without ``type`` whose pictures are known by their ``downloadCode`` alone (as the
+official stream SDK reads them). Every field is checked for its type: a signed body from
+DingTalk never has a wrong one, so a wrong one means a bug or a forgery, answered with 400.
 """
 
 from __future__ import annotations
@@ -28,11 +31,20 @@ def _media_part(kind: str, content: Fields) -> Part:
                 content.string("fileName", limit=512))
 
 
+def _item_kind(item: Fields) -> str:
+    """A rich-text item's type; an item without one is a picture when it carries a download code."""
+    kind = item.string("type", limit=16)
+    if kind:
+        return kind
+    has_code = item.string("downloadCode") or item.string("pictureDownloadCode")
+    return "picture" if has_code and item.data.get("text") is None else "text"
+
+
 def _rich_text(content: Fields) -> Tuple[Part, ...]:
     """The items in order; past ``MAX_PARTS`` the rest is dropped (the payload must stay small)."""
     parts = []
     for item in content.objects("richText", limit=RICH_TEXT_ITEMS):
-        kind = item.string("type", limit=16) or "text"
+        kind = _item_kind(item)
         if kind == "text" or (kind not in MEDIA and item.data.get("text") is not None):
             parts.append(Part("text", item.string("text", limit=None)[:MAX_QUESTION_CHARS]))
         elif kind in MEDIA:
@@ -66,20 +78,27 @@ def _quoted(data: Fields) -> Tuple[Part, ...]:
     replied = text.object("repliedMsg")
     if replied is None:
         return ()
-    kind = replied.string("msgType", limit=32) or "text"
-    raw = replied.data.get("content")
-    if isinstance(raw, str):
-        content: Optional[Fields] = Fields(json_object(raw, "repliedMsg.content"), "repliedMsg.content")
-    else:
-        content = replied.object("content")
+    kind = replied.string("msgType", limit=32) or replied.string("msgtype", limit=32) or "text"
+    content = _replied_content(replied)
     if content is None:
         return ()
-    if kind == "richText":
+    if kind == "richText" or content.data.get("richText") is not None:
         return _rich_text(content)
     if kind in MEDIA:
         return (_media_part(kind, content),)
-    quoted = content.string("content", limit=None).strip()
+    quoted = (content.string("content", limit=None) or content.string("text", limit=None)).strip()
     return (Part("text", quoted[:MAX_QUESTION_CHARS]),) if quoted else ()
+
+
+def _replied_content(replied: Fields) -> Optional[Fields]:
+    """``repliedMsg.content`` as an object: given as one, as a JSON string, or as the quoted text itself."""
+    raw = replied.data.get("content")
+    if not isinstance(raw, str):
+        return replied.object("content")
+    where = f"{replied.where}.content"
+    if raw.lstrip().startswith("{"):
+        return Fields(json_object(raw, where), where)
+    return Fields({"content": raw}, where)
 
 
 def parse_callback(body: bytes) -> IncomingMessage:

@@ -1,10 +1,14 @@
 """Answers that grow in place: DingTalk AI cards, within DingTalk's size and API-call limits.
 
 One card is created and delivered in one call (``createAndDeliver``); each update sends the
-full text so far (``isFull``), so a dropped update costs nothing. With DingTalk's built-in AI
-markdown card (no ``DINGTALK_CARD_TEMPLATE_ID``) the card also moves through its ``flowStatus``
-(processing → inputting → finished / failed) as the official SDK's ``AIMarkdownCardInstance``
-does; a template of one's own is finished through the streaming call instead.
+full text so far (``isFull``), so a dropped update costs nothing. ``createAndDeliver`` answers
+200 even when the card reached nobody (robot not in the group, wrong space): its
+``deliverResults`` say so per recipient, and such a card counts as failed. With DingTalk's
+built-in AI markdown card (no ``DINGTALK_CARD_TEMPLATE_ID``) the card also moves through its
+``flowStatus`` (processing → inputting → finished / failed) as the official SDK's
+``AIMarkdownCardInstance`` does, sending the card's whole data at each change in that SDK's
+component order; each data update states that it merges by key (``cardUpdateOptions``), so a
+status change never wipes what the streaming calls wrote.
 
 Limits that only show on the real platform:
 - A card holding more than about 3,000 characters renders blank, so a longer answer is split
@@ -31,9 +35,12 @@ from shared.reply.config import CardSettings, DingTalkApp
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.dingtalk.split import split_message
 
+# The official SDK's AICardStatus (card_replier.py): 4 (executing) is not used by the markdown card.
 PROCESSING, INPUTTING, FINISHED, FAILED = "1", "2", "3", "5"
-# The built-in card's components, top to bottom (what the official SDK sends with every status change).
-BUILTIN_ORDER = json.dumps({"order": ["msgTitle", "msgButtons", "msgImages", "msgTextList", "msgContent"]})
+# The built-in card's components, top to bottom, as AIMarkdownCardInstance sends them with every change.
+BUILTIN_ORDER = json.dumps({"order": ["msgTitle", "msgContent", "staticMsgContent", "msgTextList", "msgImages",
+                                      "msgSlider", "msgButtons"]})
+MERGE_BY_KEY = {"updateCardDataByKey": True}
 GROWTH = 1.5
 MAX_INTERVAL_SECONDS = 5.0
 MIN_NEW_CHARS = 20
@@ -63,6 +70,18 @@ def open_space(message: IncomingMessage, robot_code: str) -> Dict[str, Any]:
             "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": robot_code}}
 
 
+def undelivered_reason(answer: Dict[str, Any]) -> Optional[str]:
+    """Why ``createAndDeliver`` reached nobody (a recipient with ``success: false``), or None."""
+    result = answer.get("result")
+    results = result.get("deliverResults") if isinstance(result, dict) else None
+    failed = [r for r in results if isinstance(r, dict) and r.get("success") is False] if isinstance(results, list) \
+        else []
+    if not failed:
+        return None
+    return "; ".join(f"{r.get('spaceType') or 'space'} {r.get('spaceId') or ''}: {r.get('errorMsg') or 'refused'}"
+                     for r in failed)
+
+
 @dataclass
 class _Card:
     out_track_id: str
@@ -89,31 +108,36 @@ class CardStream:
 
     # --- the calls --------------------------------------------------------------------------------
 
-    def _call(self, what: str, method: str, path: str, body: Dict[str, Any]) -> None:
+    def _call(self, what: str, method: str, path: str, body: Dict[str, Any]) -> Dict[str, Any]:
         self.calls += 1
         try:
-            self.api.call(what, method, path, body)
+            return self.api.call(what, method, path, body)
         except OpenApiError as exc:
             raise CardError(str(exc), code=exc.code, quota_spent=exc.quota_spent) from None
 
     def _create(self) -> _Card:
         card = _Card(f"dingbot-{uuid.uuid4().hex}")
         params = {"flowStatus": PROCESSING} if self.settings.builtin else {self.settings.content_key: ""}
-        self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
+        answer = self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
             "cardTemplateId": self.settings.template_id, "outTrackId": card.out_track_id, "callbackType": "STREAM",
             "cardData": {"cardParamMap": params}, "userIdType": 1,
             **open_space(self.message, self.message.robotCode or self.api.app.robot_code)})
+        undelivered = undelivered_reason(answer)
+        if undelivered is not None:
+            raise CardError(f"card created but not delivered: {undelivered}", code="DeliverFailed")
         self.cards.append(card)
         return card
 
-    def _status(self, card: _Card, params: Dict[str, str]) -> None:
-        params = {**params, "sys_full_json_obj": BUILTIN_ORDER}
+    def _status(self, card: _Card, status: str, text: str) -> None:
+        """The built-in card's whole data with a new ``flowStatus``, as AIMarkdownCardInstance sends it."""
+        params = {"msgContent": text, "staticMsgContent": "", "flowStatus": status, "sys_full_json_obj": BUILTIN_ORDER}
         self._call("card status update", "PUT", "/v1.0/card/instances",
-                   {"outTrackId": card.out_track_id, "cardData": {"cardParamMap": params}})
+                   {"outTrackId": card.out_track_id, "cardData": {"cardParamMap": params},
+                    "cardUpdateOptions": MERGE_BY_KEY})
 
     def _stream(self, card: _Card, text: str, *, final: bool = False, error: bool = False) -> None:
         if self.settings.builtin and not card.inputting:
-            self._status(card, {"flowStatus": INPUTTING, "msgContent": ""})
+            self._status(card, INPUTTING, card.shown)
             card.inputting = True
         self._call("card streaming update", "PUT", "/v1.0/card/streaming", {
             "outTrackId": card.out_track_id, "guid": uuid.uuid4().hex, "key": self.settings.content_key,
@@ -122,7 +146,7 @@ class CardStream:
 
     def _close(self, card: _Card, text: str, *, error: bool = False) -> None:
         if self.settings.builtin:
-            self._status(card, {"flowStatus": FAILED if error else FINISHED, "msgContent": text})
+            self._status(card, FAILED if error else FINISHED, text)
             card.shown = text
         else:
             self._stream(card, text, final=True, error=error)

@@ -6,9 +6,10 @@ and so does this module: the Tea-based ``alibabacloud-dingtalk`` SDK would add a
 cryptography and its runtime (about 20 MB) to the reply package for the same requests. Tests
 check every request built here against what that SDK sends.
 
-Errors come back as ``{"code", "message", "requestid"}`` with an HTTP status. Two codes matter
+Errors come back as ``{"code", "message", "requestid"}`` with an HTTP status. Three codes matter
 beyond "it failed" (DingTalk's "调用频次与限流"): ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi``
-(the app's per-API rate, 20 QPS; lasts a second: wait and try again) and
+(the app's per-API rate, 20 QPS) and ``Forbidden.AccessDenied.QpsLimitForApi`` (the API's global
+rate), which last about a second: wait and try again; and
 ``Forbidden.AccessDenied.ApiCountLimitForOrg`` (a free organisation's monthly quota of API calls
 is spent: nothing helps until next month).
 """
@@ -30,9 +31,11 @@ from shared.reply.dingtalk.session import dingtalk_session
 TOKEN_RENEW_MARGIN_SECONDS = 300
 TIMEOUT_SECONDS = 5.0
 QPS_LIMITED = "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"
+API_QPS_LIMITED = "Forbidden.AccessDenied.QpsLimitForApi"
 QUOTA_SPENT = "Forbidden.AccessDenied.ApiCountLimitForOrg"
-# The old API's numbers for the same two limits, which some gateways still answer with.
-QPS_LIMITED_ERRCODE, QUOTA_SPENT_ERRCODE = 90018, 90020
+# The old API's numbers for the same limits, which some gateways still answer with.
+QPS_LIMITED_ERRCODE, API_QPS_LIMITED_ERRCODE, QUOTA_SPENT_ERRCODE = 90018, 90002, 90020
+THROTTLED_CODES = {QPS_LIMITED, API_QPS_LIMITED, str(QPS_LIMITED_ERRCODE), str(API_QPS_LIMITED_ERRCODE)}
 THROTTLE_ATTEMPTS = 3
 
 logger = log.get("openapi")
@@ -46,7 +49,7 @@ class OpenApiError(DingbotError):
 
     @property
     def throttled(self) -> bool:
-        return self.code in (QPS_LIMITED, str(QPS_LIMITED_ERRCODE)) or self.status == 429
+        return self.code in THROTTLED_CODES or self.status == 429
 
     @property
     def quota_spent(self) -> bool:

@@ -7,6 +7,10 @@ one posted; redirects are never followed. Anything a parser could read two ways 
 outright: user info (``@``), backslashes, encoded separators, non-default ports, plain HTTP
 (loopback test hosts aside). DingTalk answers HTTP 200 with a non-zero ``errcode`` for refused
 messages, so the body is always checked.
+
+Errcode 130101 means the robot sent too fast: a robot may post about 20 messages a minute, then
+DingTalk blocks it for about 10 minutes (PLATFORM.md, "More throttling codes"), so it is not
+retried within seconds; the answer goes through the robot OpenAPI instead when the app is set up.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from shared.common.errors import WebhookError
 from shared.reply.backoff import Backoff, fits
 from shared.reply.dingtalk.session import dingtalk_session
 
-THROTTLED = {130101, 130102}
+THROTTLED_FOR_MINUTES = {130101, 130102}
 SESSION_GONE = {300001}
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 ATTEMPTS = 4
@@ -102,7 +106,7 @@ class WebhookSender:
         errcode = result.get("errcode", 0) if isinstance(result, dict) else 0
         if errcode:
             raise WebhookError(f"webhook errcode {errcode}: {result.get('errmsg', '')}",
-                               retryable=errcode in THROTTLED, gone=errcode in SESSION_GONE)
+                               throttled=errcode in THROTTLED_FOR_MINUTES, gone=errcode in SESSION_GONE)
 
     def _deadline(self, webhook: Webhook) -> Optional[float]:
         return None if webhook.expires_ms is None else webhook.expires_ms / 1000
@@ -120,8 +124,8 @@ class WebhookSender:
         self.sleep(wait)
 
     def send(self, webhook: Webhook, body: Dict[str, Any]) -> None:
-        """Retry what DingTalk may accept later (network, 5xx, throttling), at most ``ATTEMPTS`` times,
-        never waiting past the webhook's expiry."""
+        """Retry what DingTalk may accept soon (network, 5xx), at most ``ATTEMPTS`` times, never waiting past
+        the webhook's expiry."""
         for attempt in range(1, ATTEMPTS + 1):
             self._pace(webhook)
             try:
