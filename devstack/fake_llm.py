@@ -5,7 +5,10 @@ turns and ``\\clear`` are visible without a model. Tests queue faults (status co
 empty answers) with ``fail_next``, and can make it behave like models that exist: one that
 thinks aloud (``reasoning``: inline ``<think>`` or separate ``reasoning_content``), one with a
 small context window (``context_limit``, refused as OpenAI does with
-``context_length_exceeded``), one that cannot see pictures (``vision=False``).
+``context_length_exceeded``), one that cannot see pictures (``vision=False``). Token counts come
+in ``usage`` as OpenAI sends them (streamed: a last chunk with no choices, only when asked with
+``stream_options.include_usage``); ``usage=False`` is a provider that sends none, and
+``refuse_stream_options`` one that rejects the parameter.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class FakeLLM(LoopbackServer):
         self.reasoning: Optional[str] = None  # "inline" (<think>...</think>) or "separate" (reasoning_content)
         self.context_limit: Optional[int] = None  # estimated prompt tokens the model accepts
         self.vision = True
+        self.usage = True
+        self.refuse_stream_options = False
 
     @property
     def base_url(self) -> str:
@@ -110,7 +115,7 @@ class _Handler(JsonHandler):
             self.send_json(fault["status"], {"error": {"message": "injected fault", "type": "server_error"}}, headers)
             return
         messages = request.get("messages", [])
-        refusal = self._refusal(messages)
+        refusal = self._refusal(messages) or self._unknown_argument(request)
         if refusal:
             self.send_json(400, {"error": refusal})
             return
@@ -118,12 +123,21 @@ class _Handler(JsonHandler):
         reasoning = THOUGHT if self.server.reasoning == "separate" else ""
         if self.server.reasoning == "inline":
             answer = f"<think>{THOUGHT}</think>\n\n{answer}"
+        usage = token_usage(messages, answer) if self.server.usage else None
         if request.get("stream"):
-            self._stream(request.get("model", "offline"), answer, reasoning, fault.get("break_after"))
+            wanted = bool((request.get("stream_options") or {}).get("include_usage"))
+            self._stream(request.get("model", "offline"), answer, reasoning, fault.get("break_after"),
+                         usage if wanted else None)
         else:
             # The model takes as long to write the answer whether or not it is streamed.
             time.sleep(self.server.stream_delay * -(-len(answer) // CHUNK_CHARS))
-            self.send_json(200, _completion(request.get("model", "offline"), answer, reasoning))
+            self.send_json(200, _completion(request.get("model", "offline"), answer, reasoning, usage))
+
+    def _unknown_argument(self, request: Dict[str, Any]) -> Optional[Dict[str, str]]:
+        if self.server.refuse_stream_options and "stream_options" in request:
+            return {"message": "Unrecognized request argument supplied: stream_options",
+                    "type": "invalid_request_error", "code": "invalid_request_error"}
+        return None
 
     def _refusal(self, messages: List[Dict[str, Any]]) -> Optional[Dict[str, str]]:
         """What a real model refuses: a prompt over its context window, pictures it cannot see."""
@@ -137,7 +151,8 @@ class _Handler(JsonHandler):
                     "type": "invalid_request_error", "code": "invalid_value"}
         return None
 
-    def _stream(self, model: str, answer: str, reasoning: str, break_after: Optional[int] = None) -> None:
+    def _stream(self, model: str, answer: str, reasoning: str, break_after: Optional[int] = None,
+                usage: Optional[Dict[str, int]] = None) -> None:
         """Server-sent chunks of 8 characters, ``stream_delay`` apart (separate reasoning first);
         ``break_after`` chunks then a cut."""
         self.send_response(200)
@@ -159,14 +174,27 @@ class _Handler(JsonHandler):
             self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
         done = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode("utf-8"))
+        self.wfile.write(f"data: {json.dumps(done)}\n\n".encode("utf-8"))
+        if usage:
+            last = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": model, "choices": [], "usage": usage}
+            self.wfile.write(f"data: {json.dumps(last)}\n\n".encode("utf-8"))
+        self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
 
 
-def _completion(model: str, answer: str, reasoning: str = "") -> Dict[str, Any]:
+def token_usage(messages: List[Dict[str, Any]], answer: str) -> Dict[str, int]:
+    """Deterministic counts for the offline model: a token per character written, plus 10 per message."""
+    prompt = sum(len(text_of(m.get("content", ""))) + 10 for m in messages)
+    return {"prompt_tokens": prompt, "completion_tokens": len(answer), "total_tokens": prompt + len(answer)}
+
+
+def _completion(model: str, answer: str, reasoning: str = "", usage: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
     message = {"role": "assistant", "content": answer, **({"reasoning_content": reasoning} if reasoning else {})}
-    return {
+    document = {
         "id": "chatcmpl-offline", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
+    if usage:
+        document["usage"] = usage
+    return document

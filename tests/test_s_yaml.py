@@ -87,6 +87,12 @@ def test_reply_mounts_oss_where_it_keeps_history_and_is_never_retried_blindly(re
     assert reply["timeout"] > int(reply["environmentVariables"]["TIMEOUT"])
 
 
+def test_both_functions_keep_queryable_logs(rendered):
+    """Without a log config FC keeps no logs to search; ``auto`` has Serverless Devs create the SLS store."""
+    assert {name: r["props"].get("logConfig") for name, r in rendered["resources"].items()} == \
+        {"reply": "auto", "receiver": "auto"}
+
+
 def test_secrets_come_from_the_environment_not_the_file():
     text = (ROOT / "s.yaml").read_text()
     for name in ("DINGTALK_APP_SECRET", "CHATGPT_API_KEY", "USER_API_KEY", "FC_ROLE_ARN", "OSS_BUCKET"):

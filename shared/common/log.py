@@ -20,6 +20,8 @@ _fields: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("din
                                                                          default=MappingProxyType({}))
 _secrets: Set[str] = set()
 REDACTED = "***"
+# ``extra={PLAIN: True}``: a line that must stay exactly as written (a JSON document), without bound fields.
+PLAIN = "dingbot_plain"
 
 _PATTERNS = (
     re.compile(r"(session=)[^&\s'\"]+"),
@@ -54,7 +56,7 @@ class _RedactingFilter(logging.Filter):
         record.dingbot_redacted = True
         message = record.getMessage()
         fields = _fields.get()
-        if fields and record.name.startswith("dingbot"):
+        if fields and record.name.startswith("dingbot") and not getattr(record, PLAIN, False):
             message += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         record.msg, record.args = redact(message), ()
         if record.exc_info and record.exc_info[1] is not None:

@@ -45,6 +45,7 @@ class Delivery:
         self.storage = storage
         self.api = api
         self._quota_spent: Optional[bool] = None  # read from the mount once per invocation
+        self.first_sent: Optional[float] = None  # when DingTalk first accepted a message (time.monotonic)
 
     def openapi_usable(self) -> bool:
         """The app is configured and no instance has found the monthly API quota spent."""
@@ -88,6 +89,7 @@ class Delivery:
             if webhook is not None:
                 try:
                     self.sender.send(webhook, body)
+                    self._sent()
                     continue
                 except WebhookError as exc:
                     if not exc.another_way:
@@ -104,7 +106,12 @@ class Delivery:
             if failure:
                 logger.error("part %d of %d could not be delivered: %s", index + 1, len(bodies), failure)
                 return len(bodies), index
+            self._sent()
         return len(bodies), len(bodies)
+
+    def _sent(self) -> None:
+        if self.first_sent is None:
+            self.first_sent = time.monotonic()
 
     def tell(self, message: IncomingMessage, webhook: Optional[Webhook], text: str) -> None:
         """One short sentence to the chat, by whatever way is left."""

@@ -18,7 +18,7 @@ from shared.reply import texts
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
-from shared.reply.dingtalk.cards import CardError, CardFactory, card_factory
+from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
 from shared.reply.llm.model import ChatModel
@@ -27,6 +27,7 @@ from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.storage import Storage
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.streaming import Answer, displayed, stream_into_cards
+from shared.reply.summary import Summary
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
@@ -42,6 +43,7 @@ class Replier:
     delivery: Delivery
     model: ChatModel
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
+    cards_used: Optional[CardStream] = field(default=None, init=False)
 
     @property
     def storage(self) -> Storage:
@@ -58,7 +60,24 @@ class Replier:
             raise Undeliverable(str(exc)) from None
 
     def process(self, message: IncomingMessage) -> str:
-        """Answer one message; return what happened (for logs, tests and the local stack)."""
+        """Answer one message; return what happened (for logs, tests and the local stack). Whatever happens,
+        one summary line (``summary.py``) says so."""
+        summary = Summary(message.msgId, message.conversationId)
+        outcome = "internal-error"
+        try:
+            outcome = self._process(message)
+            return outcome
+        finally:
+            summary.outcome = outcome
+            summary.storage = self.storage.mode
+            summary.model, summary.usage = self.model.used_model, self.model.usage
+            summary.shown(self.delivery.first_sent)
+            if self.cards_used is not None:
+                summary.card_calls = self.cards_used.calls
+                summary.shown(self.cards_used.first_shown)
+            summary.emit()
+
+    def _process(self, message: IncomingMessage) -> str:
         key = conversation_key(message.conversationId, message.sender_key,
                                self.config.history_per_sender and message.is_group)
         try:
@@ -156,6 +175,7 @@ class Replier:
                               conversation.persona or self.config.system_prompt)
         notes = "\n".join(question.notes)
         cards = self.cards(message) if self.delivery.openapi_usable() else None
+        self.cards_used = cards
         if cards is not None:
             streamed = stream_into_cards(cards, self.model, prompt, self.config.show_reasoning, self._card_error,
                                          notes)

@@ -102,6 +102,7 @@ class CardStream:
         self.clock = clock
         self.cards: List[_Card] = []
         self.calls = 0
+        self.first_shown: Optional[float] = None  # when the first text appeared (``clock``)
         self.updates = 0
         self.next_update_at = float("-inf")
         self.overflow: Optional[int] = None  # index of the first part no card will show
@@ -143,11 +144,17 @@ class CardStream:
             "outTrackId": card.out_track_id, "guid": uuid.uuid4().hex, "key": self.settings.content_key,
             "content": text, "isFull": True, "isFinalize": final, "isError": error})
         card.shown = text
+        self._mark_shown(text)
+
+    def _mark_shown(self, text: str) -> None:
+        if text and self.first_shown is None:
+            self.first_shown = self.clock()
 
     def _close(self, card: _Card, text: str, *, error: bool = False) -> None:
         if self.settings.builtin:
             self._status(card, FAILED if error else FINISHED, text)
             card.shown = text
+            self._mark_shown(text)
         else:
             self._stream(card, text, final=True, error=error)
 

@@ -2,6 +2,11 @@
 
 The SDK is imported on first use: it is the heaviest import of the bundle, and a command such
 as ``\\clear`` never needs it.
+
+Every call leaves its token counts in ``usage``: the API's own ``usage`` (asked for when
+streaming with ``stream_options.include_usage``), or, from a provider that sends none, an
+estimate marked as such. A provider that refuses ``stream_options`` is asked again without it,
+and the instance remembers not to send it there.
 """
 
 from __future__ import annotations
@@ -9,14 +14,14 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Set
 
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.backoff import Backoff, fits
 from shared.reply.config import ReplyConfig
-from shared.reply.llm.prompt import Prompt
+from shared.reply.llm.prompt import Prompt, estimate_tokens
 from shared.reply.llm.reasoning import Split, split_reasoning
 
 logger = log.get("llm")
@@ -25,6 +30,28 @@ MIN_ATTEMPT_SECONDS = 1.0
 CONTEXT_OVERFLOW_HINTS = ("context_length_exceeded", "context length", "maximum context", "too many tokens",
                           "prompt is too long", "input is too long")
 IMAGE_REFUSAL_HINTS = ("image", "vision", "multimodal", "image_url")
+# Endpoints (base URLs) that refused stream_options, per instance.
+_NO_STREAM_OPTIONS: Set[str] = set()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+
+    @classmethod
+    def of(cls, reported: Any) -> Optional["Usage"]:
+        """The API's ``usage`` object, or None when it has none (or only zeros, as some proxies send)."""
+        prompt = getattr(reported, "prompt_tokens", None)
+        completion = getattr(reported, "completion_tokens", None)
+        if not isinstance(prompt, int) or not isinstance(completion, int) or prompt + completion <= 0:
+            return None
+        return cls(prompt, completion)
+
+    @classmethod
+    def estimate(cls, prompt: Prompt, answer: str) -> "Usage":
+        return cls(round(prompt.tokens()), round(estimate_tokens(answer)), estimated=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -83,6 +110,9 @@ class ChatModel:
         self.sleep = sleep
         self.backoff = backoff
         self.deadline = 0.0
+        self.usage: Optional[Usage] = None
+        self.used_model = ""
+        self.sent = Prompt("")
 
     def _fit(self, prompt: Prompt) -> Prompt:
         limit = self.config.max_context_tokens
@@ -106,12 +136,19 @@ class ChatModel:
             attempt += 1
             options: Dict[str, Any] = {"model": self.config.vision_model if prompt.has_images else self.config.model,
                                        "messages": prompt.messages(), **extra}
+            if extra.get("stream") and self.config.llm_base_url not in _NO_STREAM_OPTIONS:
+                options["stream_options"] = {"include_usage": True}
             if self.config.temperature is not None:
                 options["temperature"] = self.config.temperature
+            self.used_model, self.sent = options["model"], prompt
             try:
                 remaining = max(self.deadline - self.clock(), 0.1)
                 return client.with_options(timeout=remaining).chat.completions.create(**options)
             except openai.BadRequestError as exc:
+                if "stream_options" in options and _mentions(exc, ("stream_options", "include_usage")):
+                    logger.info("the model endpoint refuses stream_options: token counts will be estimated")
+                    _NO_STREAM_OPTIONS.add(self.config.llm_base_url)
+                    continue
                 overflow = _mentions(exc, CONTEXT_OVERFLOW_HINTS)
                 shorter = prompt.shortened() if overflow and not shortened else None
                 if shorter is None or not fits(self.clock(), 0.0, self.deadline, MIN_ATTEMPT_SECONDS):
@@ -136,6 +173,7 @@ class ChatModel:
         split = split_reasoning(getattr(message, "content", None) or "")
         reasoning = getattr(message, "reasoning_content", None) or split.reasoning
         answer = split.answer.strip()
+        self.usage = Usage.of(getattr(completion, "usage", None)) or Usage.estimate(self.sent, split.answer)
         if not answer:
             logger.error("model returned no answer text (choices=%d)", len(choices))
             raise LLMError(texts.EMPTY_ANSWER, "empty answer")
@@ -147,11 +185,12 @@ class ChatModel:
         import openai
 
         chunks = self._create(prompt, stream=True)
-        received, finished = False, False
+        received, finished, written = False, False, []
         try:
             for chunk in chunks:
                 if self.clock() > self.deadline:
                     raise LLMError(texts.TIMEOUT, "stream exceeded TIMEOUT")
+                self.usage = Usage.of(getattr(chunk, "usage", None)) or self.usage
                 choice = chunk.choices[0] if chunk.choices else None
                 finished = finished or bool(choice and choice.finish_reason)
                 delta = choice.delta if choice else None
@@ -159,6 +198,7 @@ class ChatModel:
                 reasoning = (getattr(delta, "reasoning_content", None) or "") if delta else ""
                 if content or reasoning:
                     received = received or bool(content)
+                    written.append(content)
                     yield Delta(content, reasoning if isinstance(reasoning, str) else "")
         except LLMError:
             raise
@@ -172,6 +212,8 @@ class ChatModel:
             close = getattr(chunks, "close", None)
             if close:
                 close()
+            if self.usage is None:
+                self.usage = Usage.estimate(self.sent, "".join(written))
         if not finished:
             logger.error("model stream ended without a finish_reason")
             raise LLMError(texts.INTERRUPTED, "stream ended early")

@@ -91,6 +91,13 @@ class Storage:
         api = ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX, region)
         return None if api_claims_problem(api) else api
 
+    @property
+    def mode(self) -> str:
+        """Where claims are kept, for the log: ``oss-api`` (atomic across instances), ``mount`` or ``none``."""
+        if self.unavailable or self.claims is None:
+            return "none"
+        return "oss-api" if self.claims.atomic_create else "mount"
+
     def _attempt(self, what: str, cost: str, call: Callable[[], T], fallback: T) -> T:
         if self.unavailable:
             return fallback
