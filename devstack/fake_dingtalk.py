@@ -104,6 +104,9 @@ class WebhookSink(LoopbackServer):
         self.messages: List[Dict[str, Any]] = []
         self.robot_messages: List[Dict[str, Any]] = []
         self.files: Dict[str, bytes] = {}
+        # Download codes whose file is sent a byte every this many seconds, under its full Content-Length.
+        self.slow_files: Dict[str, float] = {}
+        self.downloads_cut: List[str] = []
         self.attempts = 0
         self.faults: Deque[Dict[str, Any]] = deque()
         self.api_faults: List[Dict[str, Any]] = []
@@ -276,14 +279,26 @@ class _SinkHandler(JsonHandler):
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
-        data = self.server.files.get(path.rsplit("/", 1)[-1]) if path.startswith("/files/") else None
+        code = path.rsplit("/", 1)[-1]
+        data = self.server.files.get(code) if path.startswith("/files/") else None
         if data is None:
             return self._refuse(404, "NotFound", self.path)
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        interval = self.server.slow_files.get(code)
+        if interval is None:
+            self.wfile.write(data)
+            return None
+        try:
+            for index in range(len(data)):
+                self.wfile.write(data[index:index + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            with self.server.changed:
+                self.server.downloads_cut.append(code)
         return None
 
     def do_POST(self) -> None:

@@ -71,6 +71,7 @@ class FakeLLM(LoopbackServer):
         self.vision = True
         self.usage = True
         self.refuse_stream_options = False
+        self.dripped: List[str] = []  # per drip fault: "cut" (the client hung up) or "finished"
 
     @property
     def base_url(self) -> str:
@@ -78,7 +79,9 @@ class FakeLLM(LoopbackServer):
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
         """Queue faults: ``{"status": 429, "retry_after": 30}``, ``{"delay": 2.0}``, ``{"empty": True}``,
-        ``{"break_after": 3}`` (a stream cut off after three chunks)."""
+        ``{"break_after": 3}`` (a stream cut off after three chunks), ``{"drip": 0.2}`` (a hostile server:
+        SSE keep-alive comments, or spaces before a non-streamed answer, every 0.2 s for up to a minute;
+        ``dripped`` tells whether the client hung up before the minute was over)."""
         with self.lock:
             self.faults.extend(faults)
 
@@ -124,6 +127,8 @@ class _Handler(JsonHandler):
         if self.server.reasoning == "inline":
             answer = f"<think>{THOUGHT}</think>\n\n{answer}"
         usage = token_usage(messages, answer) if self.server.usage else None
+        if fault.get("drip"):
+            return self._drip(bool(request.get("stream")), fault["drip"])
         if request.get("stream"):
             wanted = bool((request.get("stream_options") or {}).get("include_usage"))
             self._stream(request.get("model", "offline"), answer, reasoning, fault.get("break_after"),
@@ -132,6 +137,27 @@ class _Handler(JsonHandler):
             # The model takes as long to write the answer whether or not it is streamed.
             time.sleep(self.server.stream_delay * -(-len(answer) // CHUNK_CHARS))
             self.send_json(200, _completion(request.get("model", "offline"), answer, reasoning, usage))
+
+    def _drip(self, stream: bool, interval: float, seconds: float = 60.0) -> None:
+        """Keep the connection busy without answering: what a per-read timeout never notices."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+        if not stream:
+            self.send_header("Content-Length", str(10_000_000))
+        self.end_headers()
+        beat = b": keep-alive\n\n" if stream else b" "
+        until = time.monotonic() + seconds
+        outcome = "finished"
+        try:
+            while time.monotonic() < until:
+                self.wfile.write(beat)
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            outcome = "cut"
+        with self.server.lock:
+            self.server.dripped.append(outcome)
+        self.close_connection = True
 
     def _unknown_argument(self, request: Dict[str, Any]) -> Optional[Dict[str, str]]:
         if self.server.refuse_stream_options and "stream_options" in request:

@@ -28,7 +28,7 @@ VARIABLES = (
     "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
     "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT", "CARD_STREAMING",
     "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
-    "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION",
+    "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION", "MAX_MESSAGE_MEDIA_MB",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -126,6 +126,7 @@ class ReplyConfig:
     show_reasoning: bool
     max_context_tokens: Optional[int]
     max_file_bytes: int
+    max_message_media_bytes: int
     file_text_chars: int
     log_level: int
 
@@ -165,6 +166,7 @@ class ReplyConfig:
             show_reasoning=read.choice("SHOW_REASONING", "off", ("off", "quote")) == "quote",
             max_context_tokens=read.number("MAX_CONTEXT_TOKENS", None, int, 500, 10_000_000),
             max_file_bytes=read.number("MAX_FILE_MB", 10, int, 1, 20) * 1024 * 1024,
+            max_message_media_bytes=read.number("MAX_MESSAGE_MEDIA_MB", 20, int, 1, 40) * 1024 * 1024,
             file_text_chars=read.number("FILE_TEXT_CHARS", 20000, int, 1000, 500_000),
             log_level=read.log_level(),
         ))

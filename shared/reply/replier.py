@@ -91,7 +91,12 @@ class Replier:
             logger.info("already answered or being answered, skipped")
             return "duplicate"
         conversation = self.storage.load(key, self.config.history_length)
-        answer = self._answer(message, key, conversation)
+        try:
+            answer = self._answer(message, key, conversation)
+        except Exception:
+            # Nothing reached the user (the edge tells them something went wrong): a redelivery may answer.
+            self.storage.release(claim)
+            raise
         parts, delivered = self.delivery.send(message, webhook, answer.posting) if answer.posting else (0, 0)
         if parts and delivered == 0:
             self.storage.undo(answer.record)
@@ -136,7 +141,8 @@ class Replier:
         if message.media:
             problem = self._media_problem()
             if problem is None:
-                fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes).fetch
+                fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes,
+                                   self.config.max_message_media_bytes).fetch
             elif not message.question:
                 raise problem
             else:

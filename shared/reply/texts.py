@@ -45,6 +45,7 @@ UNSEEN_NEEDS_APP = ("（消息里的图片或文件我没能看到：回复函�
 UNSEEN_QUOTA = "（消息里的图片或文件我没能看到：钉钉接口本月的调用额度已用完，以上只回答了文字部分。）"
 DOWNLOAD_FAILED = "图片或文件没能下载下来，请稍后重新发送。"
 FILE_TOO_LARGE = "{what}太大了（最大 {limit} MB），请压缩或拆分后再发。"
+MEDIA_TOO_MUCH = "这条消息里的图片和文件加起来太大了（一条最多 {limit} MB），请分成几条发送。"
 FILE_TYPE = "暂时读不了「{name}」这种文件。目前能读：文本和代码文件（txt、md、csv、json 等）、PDF、Word（docx）和图片。"
 FILE_UNREADABLE = "「{name}」读不出来（文件可能已损坏），请换个格式再发。"
 FILE_ENCRYPTED = "「{name}」设置了密码，读不了，请去掉密码后再发。"

@@ -3,6 +3,11 @@
 The SDK is imported on first use: it is the heaviest import of the bundle, and a command such
 as ``\\clear`` never needs it.
 
+``TIMEOUT`` is a wall-clock deadline on the whole call: the SDK's timeouts are per read, so a
+server that sends SSE keep-alive comments, or drips whitespace into a non-streamed answer,
+would hold the call for ever. A watchdog (``watchdog.py``) closes the client when the time is
+up; the call then ends with the timeout sentence, and the next call builds a new client.
+
 Every call leaves its token counts in ``usage``: the API's own ``usage`` (asked for when
 streaming with ``stream_options.include_usage``), or, from a provider that sends none, an
 estimate marked as such. A provider that refuses ``stream_options`` is asked again without it,
@@ -23,6 +28,7 @@ from shared.reply.backoff import Backoff, fits
 from shared.reply.config import ReplyConfig
 from shared.reply.llm.prompt import Prompt, estimate_tokens
 from shared.reply.llm.reasoning import Split, split_reasoning
+from shared.reply.watchdog import Watchdog
 
 logger = log.get("llm")
 
@@ -60,6 +66,13 @@ def _client(base_url: str, api_key: str, timeout: float) -> Any:
     from openai import OpenAI
 
     return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+
+
+def _close_client(base_url: str, api_key: str, timeout: float) -> None:
+    """Close the cached client (and with it the connection a call is blocked on) and forget it."""
+    client = _client(base_url, api_key, timeout)
+    _client.cache_clear()
+    client.close()
 
 
 def _mentions(exc: Exception, hints: tuple) -> bool:
@@ -113,6 +126,20 @@ class ChatModel:
         self.usage: Optional[Usage] = None
         self.used_model = ""
         self.sent = Prompt("")
+        self.watchdog: Optional[Watchdog] = None
+
+    def _start_watchdog(self) -> Watchdog:
+        config = self.config
+        self.watchdog = Watchdog(config.timeout_seconds, lambda: _close_client(
+            config.llm_base_url, config.api_key, config.timeout_seconds)).start()
+        return self.watchdog
+
+    def _raise_if_timed_out(self) -> None:
+        """The timeout sentence when the watchdog cut the call, whatever error the closed connection left."""
+        if self.watchdog is not None and self.watchdog.fired:
+            logger.error("model call cut at TIMEOUT=%ss (the server kept the connection busy)",
+                         self.config.timeout_seconds)
+            raise LLMError(texts.TIMEOUT, "TIMEOUT passed") from None
 
     def _fit(self, prompt: Prompt) -> Prompt:
         limit = self.config.max_context_tokens
@@ -125,12 +152,20 @@ class ChatModel:
         return fitted
 
     def _create(self, prompt: Prompt, **extra: Any) -> Any:
-        """One completion request, retried within the TIMEOUT budget; raises ``LLMError``."""
+        """One completion request, retried within the TIMEOUT budget; raises ``LLMError``. The watchdog it
+        starts is stopped by the caller once the answer is read, or here when no answer comes."""
+        self.deadline = self.clock() + self.config.timeout_seconds
+        watchdog = self._start_watchdog()
+        try:
+            return self._attempts(self._fit(prompt), extra)
+        except BaseException:
+            watchdog.stop()
+            raise
+
+    def _attempts(self, prompt: Prompt, extra: Dict[str, Any]) -> Any:
         import openai
 
         client = _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
-        self.deadline = self.clock() + self.config.timeout_seconds
-        prompt = self._fit(prompt)
         attempt, shortened = 0, False
         while True:
             attempt += 1
@@ -145,6 +180,7 @@ class ChatModel:
                 remaining = max(self.deadline - self.clock(), 0.1)
                 return client.with_options(timeout=remaining).chat.completions.create(**options)
             except openai.BadRequestError as exc:
+                self._raise_if_timed_out()
                 if "stream_options" in options and _mentions(exc, ("stream_options", "include_usage")):
                     logger.info("the model endpoint refuses stream_options: token counts will be estimated")
                     _NO_STREAM_OPTIONS.add(self.config.llm_base_url)
@@ -159,15 +195,23 @@ class ChatModel:
                                len(prompt.history) - len(shorter.history), len(prompt.history))
                 prompt, shortened = shorter, True
             except openai.OpenAIError as exc:
+                self._raise_if_timed_out()
                 delay = self._retry_delay(exc, attempt, self.deadline)
                 if delay is None:
                     logger.error("model call failed after %d attempt(s): %s: %s", attempt, type(exc).__name__, exc)
                     raise LLMError(_user_message(exc, prompt), f"{type(exc).__name__}: {exc}") from None
                 logger.warning("model call failed (%s), retry %d in %.2fs", type(exc).__name__, attempt, delay)
                 self.sleep(delay)
+            except Exception:
+                self._raise_if_timed_out()
+                raise
 
     def answer(self, prompt: Prompt) -> Split:
-        completion = self._create(prompt)
+        try:
+            completion = self._create(prompt)
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
         choices = getattr(completion, "choices", None) or []
         message = choices[0].message if choices else None
         split = split_reasoning(getattr(message, "content", None) or "")
@@ -203,12 +247,16 @@ class ChatModel:
         except LLMError:
             raise
         except openai.OpenAIError as exc:
+            self._raise_if_timed_out()
             logger.error("model stream broke off: %s: %s", type(exc).__name__, exc)
             raise LLMError(_user_message(exc, prompt), f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:  # the HTTP client's own errors when a connection drops mid-stream
+            self._raise_if_timed_out()
             logger.error("model stream broke off: %s: %s", type(exc).__name__, exc)
             raise LLMError(texts.INTERRUPTED, f"{type(exc).__name__}: {exc}") from None
         finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
             close = getattr(chunks, "close", None)
             if close:
                 close()
