@@ -106,6 +106,9 @@ class WebhookSink(LoopbackServer):
         self.files: Dict[str, bytes] = {}
         # Download codes whose file is sent a byte every this many seconds, under its full Content-Length.
         self.slow_files: Dict[str, float] = {}
+        # When set: the downloadUrl messageFiles/download answers with ("{code}" is replaced).
+        self.download_url: Optional[str] = None
+        self.file_requests = 0
         self.downloads_cut: List[str] = []
         self.attempts = 0
         self.faults: Deque[Dict[str, Any]] = deque()
@@ -266,7 +269,8 @@ class _SinkHandler(JsonHandler):
         code = body.get("downloadCode")
         if body.get("robotCode") != self.server.app_key or code not in self.server.files:
             return self._refuse(400, "invalidParameter", "downloadCode or robotCode is not valid")
-        self.send_json(200, {"downloadUrl": f"{self.server.url}/files/{quote(code)}?expires=3600"})
+        url = self.server.download_url or f"{self.server.url}/files/{{code}}?expires=3600"
+        self.send_json(200, {"downloadUrl": url.replace("{code}", quote(code))})
 
     def do_PUT(self) -> None:
         body = self._record()
@@ -280,6 +284,8 @@ class _SinkHandler(JsonHandler):
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
         code = path.rsplit("/", 1)[-1]
+        with self.server.changed:
+            self.server.file_requests += 1
         data = self.server.files.get(code) if path.startswith("/files/") else None
         if data is None:
             return self._refuse(404, "NotFound", self.path)

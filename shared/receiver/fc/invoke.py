@@ -7,6 +7,11 @@ official FC 3.0 SDK would make the receiver's zip 11 MB and its cold start about
 the tutorial's, while DingTalk waits only 2.5 s for the callback. The task id derived from
 DingTalk's ``msgId`` lets FC drop a redelivered callback: a repeat answers 409, which means
 "already accepted".
+
+Both requests carry the role's STS credentials and the message, so neither follows a redirect:
+an FC API that answers 3xx has not accepted the message (a failed hand-off, which DingTalk
+retries), and nothing is re-sent to wherever the redirect points. ``aliyun-fc2`` follows
+redirects and counts a 307 as success, so its one HTTP call is replaced (``_Fc2Client``).
 """
 
 from __future__ import annotations
@@ -62,18 +67,38 @@ def resolve_endpoint(configured: Optional[str], context: Any) -> str:
     return f"https://{account}.{region}-internal.fc.aliyuncs.com"
 
 
-def _status_of(exc: BaseException) -> Optional[int]:
-    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
-    return int(status) if status else None
+class HandOffRefused(InvokeError):
+    """The FC API answered with an HTTP error or a redirect; ``status_code`` says which."""
+
+    def __init__(self, detail: str, status_code: int) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+
+
+def _checked(response: Any, what: str) -> Any:
+    """The response when FC accepted the request; ``HandOffRefused`` for an error or a redirect."""
+    if response.status_code >= 300:
+        kind = "a redirect, not followed" if response.status_code < 400 else _error_code(response)
+        raise HandOffRefused(f"{what} failed: HTTP {response.status_code} {kind}", response.status_code)
+    return response
 
 
 @functools.lru_cache(maxsize=8)
 def _fc2_client(endpoint: str, creds: Credentials, timeout: float) -> Any:
     import fc2
 
-    return fc2.Client(endpoint=endpoint, accessKeyID=creds.access_key_id,
-                      accessKeySecret=creds.access_key_secret, securityToken=creds.security_token,
-                      Timeout=timeout)
+    class Fc2Client(fc2.Client):
+        """aliyun-fc2 with its one HTTP call made here: no redirect followed, no retry sleeps (DingTalk
+        waits 2.5 s and redelivers what was not accepted), the kept-alive session reused."""
+
+        def _do_request(self, method: str, path: str, headers: Any, params: Any = None, body: Any = None) -> Any:
+            response = _session().request(method, f"{self.endpoint}{path}", headers=headers, params=params,
+                                          data=body, timeout=self.timeout, allow_redirects=False)
+            return _checked(response, f"FC 2.0 {method} {path}")
+
+    return Fc2Client(endpoint=endpoint, accessKeyID=creds.access_key_id,
+                     accessKeySecret=creds.access_key_secret, securityToken=creds.security_token,
+                     Timeout=timeout)
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,10 +118,12 @@ def invoke_fc2(endpoint: str, creds: Credentials, service: str, function: str, p
     try:
         response = _fc2_client(endpoint, creds, timeout).invoke_function(service, function, payload=payload,
                                                                           headers=headers)
-    except Exception as exc:
-        if _status_of(exc) == CONFLICT:
+    except HandOffRefused as exc:
+        if exc.status_code == CONFLICT:
             return "duplicate"
-        raise InvokeError(f"FC 2.0 async invoke of {service}/{function} failed: {exc}") from exc
+        raise InvokeError(f"FC 2.0 async invoke of {service}/{function}: {exc}") from None
+    except Exception as exc:
+        raise InvokeError(f"FC 2.0 async invoke of {service}/{function} failed: {type(exc).__name__}") from None
     return str(response.headers.get("X-Fc-Request-Id") or response.headers.get("x-fc-request-id") or "")
 
 
@@ -112,15 +139,13 @@ def invoke_fc3(endpoint: str, creds: Credentials, function: str, payload: bytes,
         access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
         security_token=creds.security_token or None)
     try:
-        response = _session().post(endpoint + path, data=payload, headers=headers, timeout=timeout)
+        response = _session().post(endpoint + path, data=payload, headers=headers, timeout=timeout,
+                                   allow_redirects=False)
     except requests.RequestException as exc:
         raise InvokeError(f"FC 3.0 async invoke of {function} failed: {type(exc).__name__}") from None
     if response.status_code == CONFLICT:
         return "duplicate"
-    if response.status_code >= 300:
-        raise InvokeError(f"FC 3.0 async invoke of {function} failed: HTTP {response.status_code} "
-                          f"{_error_code(response)}")
-    return str(response.headers.get("x-fc-request-id", ""))
+    return str(_checked(response, f"FC 3.0 async invoke of {function}").headers.get("x-fc-request-id", ""))
 
 
 def _error_code(response: Any) -> str:

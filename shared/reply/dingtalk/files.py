@@ -2,7 +2,8 @@
 
 DingTalk gives the robot a ``downloadCode`` per picture or file; ``POST /v1.0/robot/messageFiles/download
 {downloadCode, robotCode}`` turns it into a temporary ``downloadUrl``. Each download is bounded in
-size (``MAX_FILE_MB``, checked against ``Content-Length`` and again while reading) and in time,
+size (``MAX_FILE_MB``, checked against ``Content-Length`` and again while reading) and in
+wall-clock time, its URL checked once (``netguard.py``: https, no user info, public addresses),
 and all the pictures and files of one message together by ``MAX_MESSAGE_MEDIA_MB`` (twenty 10 MB
 pictures would take a 512 MB function past its memory once encoded for the model), so too much
 gets a polite refusal, never half a prompt.
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from typing import Optional
+from typing import Optional, Tuple
+from urllib.parse import urlsplit
 
 import requests
 
@@ -20,9 +22,11 @@ from shared.common.errors import DingbotError
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
+from shared.reply.netguard import Refused, check_url
 from shared.reply.watchdog import Watchdog
 
 CHUNK = 64 * 1024
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DOWNLOAD_SECONDS = 20.0
 
 
@@ -64,9 +68,21 @@ class Downloader:
         except OpenApiError as exc:
             raise DownloadError(texts.DOWNLOAD_FAILED, str(exc), quota_spent=exc.quota_spent, code=exc.code) from None
         url = answer.get("downloadUrl")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://127.0.0.1")):
-            raise DownloadError(texts.DOWNLOAD_FAILED, "the download answer had no https downloadUrl")
-        return url
+        if not isinstance(url, str):
+            raise DownloadError(texts.DOWNLOAD_FAILED, "the download answer had no downloadUrl")
+        try:
+            target = check_url(url, allow=self._loopback_api())
+        except Refused as exc:
+            raise DownloadError(texts.DOWNLOAD_FAILED, f"downloadUrl refused: {exc}") from None
+        if target.scheme != "https" and target.host not in self._loopback_api():
+            raise DownloadError(texts.DOWNLOAD_FAILED, "downloadUrl refused: not https")
+        return target.url
+
+    def _loopback_api(self) -> Tuple[str, ...]:
+        """The local stack's and the tests' DingTalk serves its files over plain HTTP on loopback; only
+        that host is exempt, and only when ``DINGTALK_API_ENDPOINT`` is itself on loopback."""
+        host = (urlsplit(self.api.app.api_endpoint).hostname or "").lower()
+        return (host,) if host in LOOPBACK_HOSTS else ()
 
     def fetch(self, code: str, what: str) -> bytes:
         """The bytes behind ``code``; raises ``DownloadError`` (too large, failed, too slow)."""

@@ -99,8 +99,10 @@ class TokenCache:
                 return cached[0]
             what = "access token"
             try:
+                # Carries the app's secret: a redirect is an error, never followed with the secret.
                 response = session.post(f"{app.api_endpoint}/v1.0/oauth2/accessToken", timeout=TIMEOUT_SECONDS,
-                                        json={"appKey": app.app_key, "appSecret": app.app_secret})
+                                        json={"appKey": app.app_key, "appSecret": app.app_secret},
+                                        allow_redirects=False)
             except requests.RequestException as exc:
                 raise OpenApiError(what, 0, type(exc).__name__) from None
             if response.status_code != 200:
