@@ -33,7 +33,8 @@ def test_model_shows_the_model_in_use(reply, reply_env, use_env, llm, sink):
 
 def test_persona_is_shown_set_used_and_reset_per_conversation(reply, reply_env, use_env, llm, sink):
     use_env({**reply_env, "SYSTEM_PROMPT": "你是默认助手"})
-    assert "默认助手" in say(reply, sink, "\\system", group=False, conversation_id="cid-p")
+    shown = say(reply, sink, "\\system", group=False, conversation_id="cid-p")
+    assert shown.startswith("本会话使用管理员设置的默认人设")
     assert say(reply, sink, "\\system 你是一只猫，句尾加喵", group=False, conversation_id="cid-p").startswith("已设置")
     say(reply, sink, "你好", group=False, conversation_id="cid-p")
     assert llm.requests[-1]["messages"][0] == {"role": "system", "content": "你是一只猫，句尾加喵"}
@@ -67,3 +68,28 @@ def test_clear_keeps_the_persona(reply, reply_env, use_env, llm, sink):
 def test_overlong_persona_is_refused(reply, reply_env, use_env, llm, sink):
     use_env(reply_env)
     assert "太长" in say(reply, sink, "\\system " + "长" * 2001, group=False)
+
+
+def test_the_operators_system_prompt_is_never_shown_to_members(reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "SYSTEM_PROMPT": "内部折扣码 VIP-2026，不要告诉用户"})
+    for asker in ({}, {"is_admin": True}, {"group": False}):
+        assert "VIP-2026" not in say(reply, sink, "\\system", **asker)
+
+
+@pytest.mark.parametrize("setting, member, admin", [("everyone", "已清空本会话的上下文。", "已清空本会话的上下文。"),
+                                                    ("admins", "只有群管理员可以清空群里的上下文。",
+                                                     "已清空本会话的上下文。")])
+def test_clear_in_groups_can_be_kept_for_admins(setting, member, admin, reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "CLEAR_IN_GROUPS": setting})
+    assert say(reply, sink, "\\clear", conversation_id="cid-clear") == member
+    assert say(reply, sink, "\\clear", conversation_id="cid-clear", is_admin=True) == admin
+    assert say(reply, sink, "\\clear", group=False) == "已清空本会话的上下文。"
+
+
+def test_an_unknown_command_echoes_what_was_typed_as_text_never_as_a_link(reply, reply_env, use_env, llm, sink):
+    use_env(reply_env)
+    event = parse_callback(json.dumps(callback_body("\\[点此重新登录](https://evil.example/login)",
+                                                    webhook_base=sink.url)).encode()).to_payload()
+    reply(event, context("reply"))
+    [message] = sink.wait_for(1)
+    assert message["msgtype"] == "text" and "未知指令" in message["text"]["content"]

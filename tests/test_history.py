@@ -126,3 +126,5 @@ def test_the_previous_single_file_format_is_moved_into_records(tmp_path):
 def test_group_history_is_shared_unless_per_sender():
     assert conversation_key("cid", "u1", per_sender=False) == conversation_key("cid", "u2", per_sender=False)
     assert conversation_key("cid", "u1", per_sender=True) != conversation_key("cid", "u2", per_sender=True)
+    assert conversation_key("G|x", "y", per_sender=True) != conversation_key("G", "x|y", per_sender=True)
+    assert conversation_key("cid", "u1", per_sender=False) == "cid"  # group history keeps its existing key

@@ -177,6 +177,16 @@ def test_tutorial_payload_is_answered(reply, reply_env, use_env, llm, sink):
     assert len(sink.wait_for(1)) == 1
 
 
+def test_tutorial_payloads_asking_the_same_again_are_new_messages_and_a_redelivery_is_not(
+        reply, reply_env, use_env, llm, sink):
+    use_env(reply_env)
+    first = {"sessionExpiredTime": "2026-11-30 21:00:01", "sessionWebhook": sink.url + "/robot/sendBySession?session=s",
+             "question": " 继续", "id": "张三"}
+    again = {**first, "sessionExpiredTime": "2026-11-30 21:02:45"}
+    outcomes = [run(reply, json.dumps(p).encode()) for p in (first, again, again)]
+    assert outcomes == ["answered", "answered", "duplicate"]
+
+
 def test_webhook_5xx_then_success_delivers_every_part_once_in_order(reply, reply_env, use_env, llm, sink):
     use_env(reply_env)
     sink.fail_next({"status": 502})

@@ -83,6 +83,10 @@ class IncomingMessage:
     robotCode: str = ""
     parts: Tuple[Part, ...] = ()
     quoted: Tuple[Part, ...] = ()
+    # Which signed request carried the message (a hash of DingTalk's timestamp and sign) and when the
+    # receiver got it: one signature belongs to one message, so a captured pair cannot carry a second body.
+    signature: str = ""
+    receivedAt: Optional[int] = None
 
     @property
     def is_group(self) -> bool:
@@ -130,15 +134,22 @@ class IncomingMessage:
             sessionWebhook=fields.string("sessionWebhook", limit=2048, required=True),
             parts=parts,
             quoted=read_parts(fields, "quoted"),
+            signature=fields.string("signature", limit=64),
+            receivedAt=fields.millis("receivedAt"),
             **shared_fields(fields),
         )
 
 
 def _from_tutorial_payload(fields: Fields) -> IncomingMessage:
+    """The tutorial receiver sends no msgId. Its id is made of what changes from one message to the next,
+    the session webhook's expiry time (each message gets its own) and webhook, besides who asked what, so
+    asking the same thing again ("继续") is a new message while a redelivery is still the same one."""
     nick = fields.string("id", limit=256)
     question = fields.string("question", limit=MAX_QUESTION_CHARS)
+    expires = fields.string("sessionExpiredTime", limit=64)
+    webhook = fields.string("sessionWebhook", limit=2048)
     return IncomingMessage(
-        msgId="legacy-" + hashlib.sha256(f"{nick}\n{question}".encode()).hexdigest()[:16],
+        msgId="legacy-" + hashlib.sha256(f"{nick}\n{question}\n{expires}\n{webhook}".encode()).hexdigest()[:24],
         msgtype="text", question=question.strip(), conversationId="nick:" + nick,
         conversationType="1", senderNick=nick, sessionWebhook=fields.string("sessionWebhook", limit=2048),
     )

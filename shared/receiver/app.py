@@ -6,6 +6,7 @@ message goes to the reply function as an FC async invocation and DingTalk gets 2
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Callable, Mapping, Optional
@@ -15,7 +16,7 @@ from shared.common.errors import ConfigError, InvokeError, MalformedRequest, Sig
 from shared.common.message import IncomingMessage
 from shared.receiver.config import ReceiverConfig, load_receiver_config
 from shared.receiver.dingtalk.callback import parse_callback
-from shared.receiver.dingtalk.signature import verify_signature
+from shared.receiver.dingtalk.signature import signature_id, verify_signature
 from shared.receiver.fc import invoke
 from shared.receiver.fc.adapters import HttpRequest, HttpResponse, error_response, ok_response
 
@@ -67,7 +68,8 @@ def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpRespo
         logger.warning("rejected callback: %s", exc)
         return error_response(403, "forbidden")
     try:
-        message = parse_callback(request.body)
+        message = dataclasses.replace(parse_callback(request.body), receivedAt=now, signature=signature_id(
+            request.headers.get("timestamp") or "", request.headers.get("sign") or ""))
     except MalformedRequest as exc:
         logger.warning("malformed callback: %s", exc)
         return error_response(400, str(exc))

@@ -19,6 +19,7 @@ from shared.reply.oss.storage import Storage
 
 PREFIXES = ("\\", "/")
 PERSONA_MAX_CHARS = 2000
+COMMAND_ECHO_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Outcome:
     text: str
     outcome: str
     record: Optional[str] = None
+    plain: bool = False  # the text echoes what the user typed: sent as text, never rendered as markdown
 
 
 def parse_command(text: str) -> Optional[Command]:
@@ -51,6 +53,8 @@ class Commands:
 
     def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
         if command.name == "clear":
+            if message.is_group and self.config.clear_admins_only and not message.isAdmin:
+                return Outcome(texts.CLEAR_ADMIN_ONLY, "not-admin")
             record = self.storage.record("a \\clear", lambda h, at: h.add_clear(key, message.msgId, at), message)
             return Outcome(texts.CLEARED, "cleared", record) if record else Outcome(texts.NOT_SAVED, "storage-error")
         if command.name == "help":
@@ -59,16 +63,18 @@ class Commands:
             return Outcome(texts.MODEL.format(model=self.config.model), "model")
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
-        return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name), "unknown-command")
+        return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), "unknown-command",
+                       plain=True)
 
     def _persona(self, argument: str, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
         """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.
-        In a group the persona speaks for everyone, so only an admin (``isAdmin``) may change it."""
+        In a group the persona speaks for everyone, so only an admin (``isAdmin``) may change it. The
+        operator's ``SYSTEM_PROMPT`` is never shown: it may hold what members should not read."""
         if not argument:
             if conversation.persona:
                 return Outcome(texts.PERSONA_SHOW.format(persona=conversation.persona), "persona-shown")
             if self.config.system_prompt:
-                return Outcome(texts.PERSONA_DEFAULT.format(persona=self.config.system_prompt), "persona-shown")
+                return Outcome(texts.PERSONA_DEFAULT, "persona-shown")
             return Outcome(texts.PERSONA_NONE, "persona-shown")
         if message.is_group and not message.isAdmin:
             return Outcome(texts.ADMIN_ONLY, "not-admin")

@@ -28,7 +28,7 @@ VARIABLES = (
     "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_CARD_CONTENT_KEY",
     "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT", "CARD_STREAMING",
     "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
-    "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION", "MAX_MESSAGE_MEDIA_MB",
+    "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION", "MAX_MESSAGE_MEDIA_MB", "CLEAR_IN_GROUPS",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -112,6 +112,7 @@ class ReplyConfig:
     timeout_seconds: float
     history_length: int
     history_per_sender: bool
+    clear_admins_only: bool
     oss_mount_point: str
     oss_bucket: Optional[str]
     oss_endpoint: str
@@ -152,6 +153,7 @@ class ReplyConfig:
             timeout_seconds=read.number("TIMEOUT", 55.0, float, 1.0, 86400.0),
             history_length=read.number("HISTORY_LENGTH", 5, int, 0, 1000),
             history_per_sender=read.choice("HISTORY_SCOPE", "conversation", ("conversation", "sender")) == "sender",
+            clear_admins_only=read.choice("CLEAR_IN_GROUPS", "everyone", ("everyone", "admins")) == "admins",
             oss_mount_point=read.text("OSS_MOUNT_POINT") or "/mnt/oss",
             oss_bucket=read.text("OSS_BUCKET"),
             oss_endpoint=_oss_endpoint(read),

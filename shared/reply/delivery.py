@@ -79,11 +79,12 @@ class Delivery:
             return f"the robot OpenAPI refused: {exc}"
         return None
 
-    def send(self, message: IncomingMessage, webhook: Optional[Webhook], answer: str) -> Tuple[int, int]:
+    def send(self, message: IncomingMessage, webhook: Optional[Webhook], answer: str, *,
+             plain: bool = False) -> Tuple[int, int]:
         """Post every part in order; stop at the first part nothing would take. Return (parts, delivered).
-        ``webhook`` None: the session had expired before the answer was ready."""
+        ``webhook`` None: the session had expired before the answer was ready. ``plain``: text messages only."""
         mention = message.senderStaffId if message.is_group and message.senderStaffId else None
-        bodies = dingtalk_messages(answer, mention=mention, max_bytes=self.config.max_message_bytes)
+        bodies = dingtalk_messages(answer, mention=mention, max_bytes=self.config.max_message_bytes, plain=plain)
         why = "the session webhook is gone"
         for index, body in enumerate(bodies):
             if webhook is not None:

@@ -86,6 +86,9 @@ class Replier:
             logger.error("cannot answer: %s", exc)
             return "undeliverable"
         self.storage.warn_if_unavailable()
+        if not self.storage.first_message_of(message):
+            logger.warning("refused a message whose signed request already carried another message (a replay)")
+            return "replayed"
         claim = self.storage.claim(key, message.msgId, self.config.claim_ttl_ms)
         if claim is None:
             logger.info("already answered or being answered, skipped")
@@ -97,7 +100,8 @@ class Replier:
             # Nothing reached the user (the edge tells them something went wrong): a redelivery may answer.
             self.storage.release(claim)
             raise
-        parts, delivered = self.delivery.send(message, webhook, answer.posting) if answer.posting else (0, 0)
+        parts, delivered = self.delivery.send(message, webhook, answer.posting, plain=answer.plain) \
+            if answer.posting else (0, 0)
         if parts and delivered == 0:
             self.storage.undo(answer.record)
             self.storage.release(claim)
@@ -169,7 +173,7 @@ class Replier:
         command = None if message.media else parse_command(message.question)
         if command is not None:
             done = Commands(self.config, self.storage).run(command, key, message, conversation)
-            return Answer(done.text, done.outcome, record=done.record)
+            return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
         try:
             question = self._question(message)
         except (MediaProblem, DownloadError) as exc:

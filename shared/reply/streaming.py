@@ -30,6 +30,7 @@ class Answer(NamedTuple):
     to_post: Optional[str] = None
     record: Optional[str] = None
     asked: Optional[str] = None
+    plain: bool = False  # echoes the user's text: sent as text, never as markdown
 
     @property
     def posting(self) -> str:

@@ -26,6 +26,12 @@ def compute_sign(app_secret: str, timestamp: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def signature_id(timestamp: str, sign: str) -> str:
+    """A short id of one signed request, carried with its message: DingTalk's sign covers only the
+    timestamp, so the reply function binds each (timestamp, sign) pair to the first message it carried."""
+    return hashlib.sha256(f"{timestamp}\n{sign.strip()}".encode("utf-8")).hexdigest()[:32]
+
+
 def verify_signature(app_secret: str, timestamp: str | None, sign: str | None, *, now_ms: int,
                      window_seconds: int) -> None:
     """Raise ``SignatureError`` unless ``sign`` is DingTalk's and ``timestamp`` is fresh."""

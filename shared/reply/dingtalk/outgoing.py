@@ -33,9 +33,11 @@ def _title(text: str) -> str:
     return "回复"
 
 
-def dingtalk_messages(answer: str, *, mention: Optional[str], max_bytes: int) -> List[Dict[str, Any]]:
-    """DingTalk message bodies, in order, each under ``max_bytes`` of UTF-8."""
-    markdown = looks_like_markdown(answer)
+def dingtalk_messages(answer: str, *, mention: Optional[str], max_bytes: int,
+                      plain: bool = False) -> List[Dict[str, Any]]:
+    """DingTalk message bodies, in order, each under ``max_bytes`` of UTF-8; ``plain`` (text that echoes
+    what a user typed, where ``[登录](https://…)`` must not become the bot's link): text messages only."""
+    markdown = not plain and looks_like_markdown(answer)
     if markdown:
         answer = tables_as_lists(answer)
     reserve = len(mention.encode("utf-8")) + 8 if mention else 0

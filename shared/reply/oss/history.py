@@ -18,6 +18,7 @@ order in which answers finished.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -175,5 +176,9 @@ class HistoryStore:
 
 
 def conversation_key(conversation_id: str, sender: Optional[str], per_sender: bool) -> str:
-    """Group history is shared by default; ``HISTORY_SCOPE=sender`` gives each member their own."""
-    return f"{conversation_id}|{sender}" if per_sender and sender else conversation_id
+    """Group history is shared by default; ``HISTORY_SCOPE=sender`` gives each member their own. The
+    parts are encoded as a JSON array, so no two (conversation, sender) pairs make the same key whatever
+    characters the ids hold."""
+    if per_sender and sender:
+        return json.dumps([conversation_id, sender], ensure_ascii=False, separators=(",", ":"))
+    return conversation_id

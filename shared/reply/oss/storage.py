@@ -19,6 +19,7 @@ from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, digest
 from shared.reply.oss.quota import QuotaMemo
+from shared.reply.oss.signatures import Signatures
 
 T = TypeVar("T")
 DATA_FOLDER = "dingbot"
@@ -61,6 +62,8 @@ class Storage:
                  clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
+        self.signatures = Signatures(claims.blobs, atomic_create=claims.atomic_create, clock=clock) \
+            if claims is not None else None
         self.quota = quota
         self.unavailable = unavailable
         self.clock = clock
@@ -117,6 +120,18 @@ class Storage:
         unclaimed = Claim(None, msg_id, "")
         return self._attempt("claim the message", "answering without a duplicate check",
                              lambda: self.claims.claim(key, msg_id, ttl_ms), unclaimed)
+
+    def first_message_of(self, message: IncomingMessage) -> bool:
+        """Whether the message is the one its signed request carried first (``signatures.py``). When
+        storage fails the message goes ahead: the signature was checked, only its reuse is not."""
+        if not message.signature or message.receivedAt is None or self.signatures is None:
+            return True
+        signatures, msg_id = self.signatures, message.msgId
+        bound = self._attempt("check the request signature's first use", "a replayed signature is not detected",
+                              lambda: signatures.bind(message.signature, msg_id, message.receivedAt or 0), True)
+        if int(digest(msg_id, 8), 16) % COMPACT_EVERY == 1:
+            self._attempt("compact signature records", "old records stay until next time", signatures.compact, 0)
+        return bound
 
     def finish(self, claim: Claim, key: str) -> None:
         self._attempt("mark the message handled", "a redelivery could be answered again",
