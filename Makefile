@@ -12,7 +12,7 @@ FC_TARGET := --python-version 3.10 --python-platform x86_64-manylinux_2_17
 SERVERLESS_DEVS := @serverless-devs/s@3.1.10
 COMPILE = $(PY) -m uv pip compile --quiet --custom-compile-command "make lock"
 
-.PHONY: help venv lint test run demo send build package doctor bench lock serverless-devs clean
+.PHONY: help venv lint test run demo send build package doctor bench lock mutate serverless-devs clean
 
 help:
 	@echo "make run       chat with the bot locally (offline unless .env names a model and its key)"
@@ -73,6 +73,13 @@ lock: venv
 	$(COMPILE) --universal --python-version 3.10 requirements-dev.txt -o requirements-dev.lock
 	$(COMPILE) $(FC_TARGET) dingtalk_conversation/requirements.txt -o dingtalk_conversation/requirements.lock
 	$(COMPILE) $(FC_TARGET) dingtalk_chatgpt_reply/requirements.txt -o dingtalk_chatgpt_reply/requirements.lock
+	$(COMPILE) --universal --python-version 3.10 -c requirements-dev.lock requirements-mutate.txt -o requirements-mutate.lock
+
+# Mutation testing of shared/ (setup.cfg [mutmut]); long: pick modules with ARGS="shared.reply.oss.claims*".
+mutate: venv
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-mutate.lock
+	$(PY) -m mutmut run $(ARGS)
+	@$(PY) -m mutmut results
 
 serverless-devs:
 	@command -v npm >/dev/null || { echo "npm is needed for the Serverless Devs CLI (Node.js 18+)"; exit 1; }

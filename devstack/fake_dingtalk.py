@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional, Set
 from urllib.parse import quote, unquote, urlsplit
 
 from devstack.loopback import JsonHandler, LoopbackServer
@@ -106,6 +106,9 @@ class WebhookSink(LoopbackServer):
         self.files: Dict[str, bytes] = {}
         # Download codes whose file is sent a byte every this many seconds, under its full Content-Length.
         self.slow_files: Dict[str, float] = {}
+        # Download codes sent without a Content-Length (chunked), and codes answered with a redirect there.
+        self.chunked_files: Set[str] = set()
+        self.redirected_files: Dict[str, str] = {}
         # When set: the downloadUrl messageFiles/download answers with ("{code}" is replaced).
         self.download_url: Optional[str] = None
         self.file_requests = 0
@@ -289,8 +292,22 @@ class _SinkHandler(JsonHandler):
         data = self.server.files.get(code) if path.startswith("/files/") else None
         if data is None:
             return self._refuse(404, "NotFound", self.path)
+        if code in self.server.redirected_files:
+            self.send_response(302)
+            self.send_header("Location", self.server.redirected_files[code])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
+        if code in self.server.chunked_files:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(data), 65536):
+                piece = data[start:start + 65536]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return None
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         interval = self.server.slow_files.get(code)
