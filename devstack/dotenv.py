@@ -46,7 +46,8 @@ def read_dotenv(path: Path) -> DotEnv:
     dotenv = DotEnv(path)
     if not dotenv.exists:
         return dotenv
-    for number, raw in enumerate(path.read_text("utf-8", errors="replace").splitlines(), start=1):
+    # utf-8-sig: Windows editors save .env with a byte-order mark, which would otherwise join the first name.
+    for number, raw in enumerate(path.read_text("utf-8-sig", errors="replace").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -284,7 +284,19 @@ class _SinkHandler(JsonHandler):
             self._update_card(body, streaming=path == "/v1.0/card/streaming")
         return None
 
+    def _local_answers(self) -> None:
+        """``GET /local/answers?session=S&space=X``, loopback only: what the bot posted to session ``S`` and
+        the cards in ``X``, so ``make send`` can show the answer of the local stack it sent to."""
+        query = self.query()
+        with self.server.changed:
+            messages = [m["body"] for m in self.server.messages if m["session"] == query.get("session")]
+        cards = [{key: card[key] for key in ("content", "finalized", "error", "created")}
+                 for card in self.server.cards_in(query.get("space", "")) if query.get("space")]
+        self.send_json(200, {"messages": messages, "cards": cards})
+
     def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/local/answers":
+            return self._local_answers()
         path = unquote(urlsplit(self.path).path)
         code = path.rsplit("/", 1)[-1]
         with self.server.changed:

@@ -7,6 +7,7 @@ model when an API key is configured).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ REPLY_DIR = ROOT / "dingtalk_chatgpt_reply"
 REPLY_FUNCTION = "dingtalk_chatgpt_reply"
 OFFLINE_KEY = "sk-offline-local-key"
 LOCAL_APP_SECRET = "local-app-secret"
+STACK_FILE = "stack.json"
 
 
 @dataclass
@@ -126,7 +128,14 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        self.address_file.write_text(json.dumps({"receiver": self.receiver_url, "dingtalk": self.sink.url,
+                                                 "pid": os.getpid()}))
         return self
+
+    @property
+    def address_file(self) -> Path:
+        """Where a running stack says where it is, for ``make send`` (removed when it stops)."""
+        return self.settings.state_dir / STACK_FILE
 
     def _start_receiver(self) -> None:
         port = self.settings.receiver_port or free_port()
@@ -179,6 +188,9 @@ class LocalStack:
                 self.receiver.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.receiver.kill()
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(self.address_file.read_text()).get("pid") == os.getpid():
+                self.address_file.unlink()
         for server in (self.fc, self.sink, self.llm):
             if server:
                 server.stop()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""``make run``: chat with the bot in the terminal through the whole local chain.
+"""``make run``：在终端里和机器人聊天，消息走完整条本地链路。
 
-Each line travels receiver → FC API → reply function → model → sessionWebhook, on 127.0.0.1.
+每一行都经过 接收函数 → FC API → 回复函数 → 模型 → sessionWebhook，全部在 127.0.0.1 上。
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ from devstack.settings import add_arguments, describe, launch
 from devstack.stack import LocalStack
 from devstack.terminal import render_message
 
-HELP = """You are a DingTalk user; every line you type is a message to the bot.
-  /group [NAME]  talk in a group (default 演示群); the bot @-mentions you there
-  /dm            talk one-to-one with the bot
-  /as NAME       become another user
-  /image PATH [TEXT]  send a picture (with TEXT: rich text, the picture after the text)
-  /file PATH     send a file (DingTalk allows files in one-to-one chats only, so this goes there)
-  /quit          stop (Ctrl-D works too)
-Bot commands such as \\clear, /clear and \\help go to the bot."""
+HELP = """你现在是一位钉钉用户，输入的每一行都是发给机器人的消息。
+  /group [群名]       在群里说话（默认「演示群」），机器人会 @你
+  /dm                 和机器人单聊
+  /as 名字            换成另一位用户
+  /image 路径 [文字]  发一张图片（带文字时是图文消息，图片在文字后面）
+  /file 路径          发一个文件（钉钉只允许在单聊里给机器人发文件，所以会切换到单聊）
+  /local              再显示这段说明
+  /quit               退出（Ctrl-D 也可以）
+机器人自己的指令，如 \\clear、/clear、\\help，会发给机器人。
+离线演示模型的触发词：「长文」出长回答（演示拆分和多张卡片）、「代码」出代码和列表、「刚才」复述上一句；
+发图片时它会说看到了几张。"""
 
 
 class Chat:
@@ -74,12 +77,14 @@ class Chat:
             path, *caption = shlex.split(rest)
             data = Path(path).expanduser().read_bytes()
         except (ValueError, OSError) as exc:
-            print(f"  (cannot send that: {getattr(exc, 'strerror', None) or exc}; usage: {word} PATH)")
+            print(f"  （发不出去：{getattr(exc, 'strerror', None) or exc}；用法：{word} 路径）")
             return
         code = self.stack.attach(data)
         if word == "/file":
             if self.in_group:
-                print("  (DingTalk lets people send files to the bot only in one-to-one chats: sent there)")
+                # DingTalk delivers files to a robot in one-to-one chats only; the next question follows the file.
+                self.in_group = False
+                print("  （钉钉只允许在单聊里给机器人发文件：已切换到单聊，接下来的提问也在单聊里，/group 回到群里）")
             self.say("", msgtype="file", group=False,
                      content={"downloadCode": code, "fileName": Path(path).name, "fileId": code, "spaceId": "local"})
         elif caption:
@@ -106,16 +111,16 @@ class Chat:
         streamed = self.follow_card(space, known, sender)
         sender.join()
         if not result:
-            print("  (the local stack did not answer; see .local/logs/ and start make run again)")
+            print("  （本地链路没有应答；请看 .local/logs/ 里的日志，再重新运行 make run）")
             return
         exchange = result[0]
         if exchange.status != 200:
-            print(f"  (receiver answered HTTP {exchange.status}; see .local/logs/receiver.log)")
+            print(f"  （接收函数返回 HTTP {exchange.status}；请看 .local/logs/receiver.log）")
         for message in exchange.replies:
             body = render_message(message, self.names)
             print("🤖 " + body.replace("\n", "\n   "))
         if exchange.status == 200 and not exchange.replies and not streamed:
-            print(f"  (no answer: {exchange.outcome}; see .local/logs/reply.log)")
+            print(f"  （没有回答：{exchange.outcome}；请看 .local/logs/reply.log）")
 
     def follow_card(self, space: str, known: set, sender: threading.Thread) -> bool:
         """Print the cards' text as it grows, the way DingTalk shows streaming AI cards (a long answer
@@ -146,7 +151,7 @@ def main() -> int:
         return 1
     try:
         print(describe(stack))
-        print("\n" + HELP + "\n  /local         show this help again\n")
+        print("\n" + HELP + "\n")
         chat = Chat(stack)
         while True:
             try:
@@ -162,10 +167,10 @@ def main() -> int:
             except EOFError:
                 break
             except KeyboardInterrupt:
-                print("\n  (stopped waiting for this answer; Ctrl-C again at the prompt, /quit or Ctrl-D to leave)")
+                print("\n  （不再等这条回答了；在提示符处再按 Ctrl-C、输入 /quit 或按 Ctrl-D 退出）")
     finally:
         stack.stop()
-        print("stopped.")
+        print("已停止。")
     return 0
 
 
@@ -173,5 +178,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\nstopped.")
+        print("\n已停止。")
         sys.exit(130)

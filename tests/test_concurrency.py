@@ -24,7 +24,9 @@ from shared.reply.oss.history import HistoryStore
 
 INSTANCES = 8
 ROUND_TRIP = 0.02
-fork = multiprocessing.get_context("fork")
+# Each instance a fresh process from a clean server process: fork() of this multi-threaded test process
+# is deprecated (Python 3.12 warns) and could copy a held lock.
+instances = multiprocessing.get_context("forkserver")
 
 
 class RemoteMount(MountBlobs):
@@ -64,8 +66,8 @@ class RemoteMount(MountBlobs):
 
 def run_instances(target, *args):
     """Start one process per instance, all released at once; return their exit codes."""
-    barrier = fork.Barrier(INSTANCES)
-    processes = [fork.Process(target=target, args=(index, barrier, *args)) for index in range(INSTANCES)]
+    barrier = instances.Barrier(INSTANCES)
+    processes = [instances.Process(target=target, args=(index, barrier, *args)) for index in range(INSTANCES)]
     for process in processes:
         process.start()
     for process in processes:

@@ -34,6 +34,10 @@ def test_fc_endpoint_accepts_bare_hosts_and_urls(value, expected):
 @pytest.mark.parametrize("value, expected", [("https://api.openai.com", "https://api.openai.com/v1"),
                                              ("https://api.deepseek.com/", "https://api.deepseek.com/v1"),
                                              ("https://dashscope.aliyuncs.com/compatible-mode/v1",
+                                              "https://dashscope.aliyuncs.com/compatible-mode/v1"),
+                                             ("https://api.openai.com/v1/chat/completions",
+                                              "https://api.openai.com/v1"),
+                                             ("https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions/",
                                               "https://dashscope.aliyuncs.com/compatible-mode/v1")])
 def test_llm_endpoint_is_a_service_root_or_a_full_base_url(value, expected):
     assert llm_base_url(value) == expected

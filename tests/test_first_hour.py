@@ -123,7 +123,7 @@ def test_ctrl_c_while_an_answer_streams_returns_to_the_prompt_and_the_stack_keep
         chat.stdin.flush()
         wait_for("第 1 段")
         os.killpg(chat.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-        wait_for("stopped waiting for this answer")
+        wait_for("不再等这条回答了")
         chat.stdin.write("你好\n")
         chat.stdin.flush()
         wait_for("收到：「你好」")
@@ -134,7 +134,7 @@ def test_ctrl_c_while_an_answer_streams_returns_to_the_prompt_and_the_stack_keep
         reader.join(timeout=10)
     finally:
         chat.kill()
-    assert chat.returncode == 0 and "Traceback" not in err and "".join(seen).rstrip().endswith("stopped.")
+    assert chat.returncode == 0 and "Traceback" not in err and "".join(seen).rstrip().endswith("已停止。")
 
 
 # --- make send -----------------------------------------------------------------------------------
@@ -156,4 +156,23 @@ def test_make_send_signs_with_the_dotenv_secret_and_reaches_the_receiver(tmp_pat
 def test_make_send_to_nothing_is_one_readable_line():
     result = run_script("scripts/send_test_message.py", "--secret", "s", "--url", f"http://127.0.0.1:{free_port()}",
                         "hi")
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nothing answered" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "没有程序在应答" in result.stderr
+
+
+@pytest.mark.parametrize("args, conversation", [(["你好", "世界"], "cid-group-演示群"),
+                                                (["--dm", "你好", "世界"], "cid-dm-")])
+def test_make_send_to_the_local_stack_shows_the_answer_and_dm_is_one_to_one(tmp_path, args, conversation):
+    with LocalStack(StackSettings(state_dir=tmp_path)) as stack:
+        result = run_script("scripts/send_test_message.py", "--url", stack.receiver_url, "--state-dir", str(tmp_path),
+                            "--env-file", str(tmp_path / "none.env"), *args)
+        [invocation] = stack.fc.invocations
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("HTTP 200") and "收到：「你好 世界」" in result.stdout
+    assert invocation["payload"]["conversationId"].startswith(conversation)
+    assert (invocation["payload"]["conversationType"] == "1") == ("--dm" in args)
+
+
+def test_a_dotenv_saved_with_a_byte_order_mark_is_read(tmp_path):
+    (tmp_path / ".env").write_bytes("\ufeffDINGTALK_APP_SECRET=abc\nMODEL=m\n".encode("utf-8"))
+    dotenv = read_dotenv(tmp_path / ".env")
+    assert dotenv.values == {"DINGTALK_APP_SECRET": "abc", "MODEL": "m"} and dotenv.warnings == []

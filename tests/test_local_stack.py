@@ -83,8 +83,11 @@ def test_make_run_sends_a_picture_and_a_file_through_the_whole_chain(tmp_path, c
         user = chat.Chat(stack)
         assert user.local_command(f"/image {tmp_path / 'cat.png'} 这是什么动物")
         assert user.local_command(f"/file '{tmp_path / '报告.pdf'}'")
+        assert user.prompt.endswith("单聊> ")  # the next question goes where the file is
+        user.say("这份文件讲了什么")
         assert user.local_command("/image /no/such/file.png")
+        [asked_in] = {i["payload"]["conversationId"] for i in stack.fc.invocations[1:]}
     out = capsys.readouterr().out
     assert "看到了 1 张图片。这是什么动物" in out
-    assert "only in one-to-one chats" in out and "【文件：报告.pdf】" in out and "Revenue grew" in out
-    assert "cannot send that" in out
+    assert "已切换到单聊" in out and "【文件：报告.pdf】" in out and "Revenue grew" in out
+    assert asked_in.startswith("cid-dm-") and "发不出去" in out

@@ -13,13 +13,15 @@ class ConfigError(DingbotError):
     """A setting is missing or malformed; the message names the variable and the fix.
 
     ``all`` lists this problem and any others found in the same environment, so a check can
-    report every one of them at once.
+    report every one of them at once. ``problem`` is for the log (English); ``hint`` says the same
+    to the person at the terminal (``make doctor``, ``make run``), in Chinese.
     """
 
-    def __init__(self, variable: str, problem: str, *, more: Sequence["ConfigError"] = ()) -> None:
+    def __init__(self, variable: str, problem: str, *, hint: str = "", more: Sequence["ConfigError"] = ()) -> None:
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
         self.problem = problem
+        self.hint = hint or problem
         self.all: List["ConfigError"] = [self, *more]
 
 

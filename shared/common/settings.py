@@ -25,8 +25,8 @@ class EnvReader:
         self.env = env
         self.problems: List[ConfigError] = []
 
-    def fail(self, name: str, problem: str) -> None:
-        self.problems.append(ConfigError(name, problem))
+    def fail(self, name: str, problem: str, hint: str) -> None:
+        self.problems.append(ConfigError(name, problem, hint=hint))
 
     def text(self, name: str) -> Optional[str]:
         """The stripped value, or None when unset or blank (FC's console saves blank fields)."""
@@ -35,10 +35,10 @@ class EnvReader:
             return None
         return value.strip()
 
-    def required(self, name: str, fix: str) -> str:
+    def required(self, name: str, fix: str, hint: str) -> str:
         value = self.text(name)
         if value is None:
-            self.fail(name, f"not set; {fix}")
+            self.fail(name, f"not set; {fix}", f"没有设置：{hint}")
             return ""
         return value
 
@@ -49,17 +49,20 @@ class EnvReader:
         try:
             value = convert(raw)
         except ValueError:
-            self.fail(name, f"{raw!r} is not a number; set a value from {low} to {high}")
+            self.fail(name, f"{raw!r} is not a number; set a value from {low} to {high}",
+                      f"{raw!r} 不是数字，请设为 {low} 到 {high} 之间的值")
             return default
         if not low <= value <= high:  # type: ignore[operator]
-            self.fail(name, f"{raw} is out of range; set a value from {low} to {high}")
+            self.fail(name, f"{raw} is out of range; set a value from {low} to {high}",
+                      f"{raw} 超出范围，请设为 {low} 到 {high} 之间的值")
             return default
         return value
 
     def choice(self, name: str, default: str, choices: Tuple[str, ...]) -> str:
         raw = (self.text(name) or default).lower()
         if raw not in choices:
-            self.fail(name, f"{raw!r} is not one of {', '.join(choices)}")
+            self.fail(name, f"{raw!r} is not one of {', '.join(choices)}",
+                      f"{raw!r} 不是可选值之一：{'、'.join(choices)}")
             return default
         return raw
 
@@ -70,7 +73,8 @@ class EnvReader:
             return ()
         ids = tuple(i.strip() for i in raw.split(",") if i.strip())
         if not ids:
-            self.fail(name, "lists nothing; give comma-separated ids or leave it unset")
+            self.fail(name, "lists nothing; give comma-separated ids or leave it unset",
+                      "是空的：写上用逗号分隔的 ID，或者不设置")
         return ids
 
     def url(self, name: str, default: str, *, bare_host_scheme: Optional[str] = None) -> str:
@@ -79,7 +83,7 @@ class EnvReader:
         if bare_host_scheme and "://" not in value:
             value = f"{bare_host_scheme}://{value}"
         if not _is_http_url(value):
-            self.fail(name, f"{value!r} is not an http(s) URL")
+            self.fail(name, f"{value!r} is not an http(s) URL", f"{value!r} 不是 http(s) 地址")
         return value
 
     def log_level(self) -> int:
@@ -90,7 +94,7 @@ class EnvReader:
         """``value`` when nothing was wrong; otherwise raise the first problem, carrying all of them."""
         if self.problems:
             first = self.problems[0]
-            raise ConfigError(first.variable, first.problem, more=self.problems[1:])
+            raise ConfigError(first.variable, first.problem, hint=first.hint, more=self.problems[1:])
         return value
 
 

@@ -36,8 +36,8 @@ class ReceiverConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ReceiverConfig":
         read = EnvReader(env)
-        secret = read.required("DINGTALK_APP_SECRET",
-                               "copy the AppSecret of your DingTalk app into the function's environment")
+        secret = read.required("DINGTALK_APP_SECRET", "the AppSecret of the DingTalk app (凭证与基础信息)",
+                               "钉钉应用的 AppSecret（开放平台 → 应用 → 凭证与基础信息）")
         endpoint = read.text("ENDPOINT")
         return read.finish(cls(
             app_secret=secret,

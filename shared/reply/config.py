@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from shared.common.settings import EnvReader, load_once
 
 DEFAULT_LLM_ENDPOINT = "https://api.openai.com"
+COMPLETIONS_PATH = "/chat/completions"
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_WEBHOOK_HOSTS = ("oapi.dingtalk.com", "api.dingtalk.com")
 DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
@@ -38,9 +39,13 @@ def llm_base_url(endpoint: str) -> str:
     """The tutorial's ``ENDPOINT`` is a service root; the SDK wants the ``/v1`` base URL.
 
     A bare root gets ``/v1``; a URL that already has a path (DashScope's
-    ``.../compatible-mode/v1``, a proxy prefix) is used as given.
+    ``.../compatible-mode/v1``, a proxy prefix) is used as given. The full
+    ``.../v1/chat/completions`` URL that providers' pages show is accepted too: the SDK adds
+    ``/chat/completions`` itself, so it is taken off.
     """
     endpoint = endpoint.strip().rstrip("/")
+    if endpoint.endswith(COMPLETIONS_PATH):
+        endpoint = endpoint[:-len(COMPLETIONS_PATH)]
     return endpoint if urlsplit(endpoint).path else endpoint + "/v1"
 
 
@@ -68,7 +73,8 @@ class DingTalkApp:
         if not app_key:
             return None
         secret = read.required("DINGTALK_APP_SECRET", "DINGTALK_APP_KEY is set, so the reply function needs the "
-                                                      "app's AppSecret too")
+                                                      "app's AppSecret too",
+                               "设置了 DINGTALK_APP_KEY，回复函数也需要应用的 AppSecret")
         return cls(app_key, secret, read.url("DINGTALK_API_ENDPOINT", DEFAULT_DINGTALK_API))
 
 
@@ -180,8 +186,8 @@ def _api_key(read: EnvReader, base_url: str) -> str:
     user_key = read.text("USER_API_KEY")
     key = read.text("CHATGPT_API_KEY") if is_openai else (user_key or read.text("CHATGPT_API_KEY"))
     if key is None:
-        read.fail("CHATGPT_API_KEY" if is_openai else "USER_API_KEY",
-                  "not set; put the model service's API key in the function's environment")
+        read.fail("CHATGPT_API_KEY" if is_openai else "USER_API_KEY", "not set: the model service's API key",
+                  "没有设置：模型服务的 API Key")
         return ""
     return key
 
@@ -192,7 +198,8 @@ def _oss_endpoint(read: EnvReader) -> str:
         return ""
     if read.text("OSS_ENDPOINT") is None:
         read.fail("OSS_ENDPOINT", "OSS_BUCKET is set, so the bucket's endpoint is needed too, e.g. "
-                                  "http://oss-cn-hangzhou-internal.aliyuncs.com")
+                                  "http://oss-cn-hangzhou-internal.aliyuncs.com",
+                  "设置了 OSS_BUCKET，也需要桶的地址，例如 http://oss-cn-hangzhou-internal.aliyuncs.com")
         return ""
     return read.url("OSS_ENDPOINT", "")
 

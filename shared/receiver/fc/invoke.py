@@ -63,7 +63,9 @@ def resolve_endpoint(configured: Optional[str], context: Any) -> str:
     region = getattr(context, "region", None)
     if not account or not region:
         raise ConfigError("ENDPOINT", "not set and the FC context names no account/region; set it to "
-                                      "<account_id>.<region>-internal.fc.aliyuncs.com")
+                                      "<account_id>.<region>-internal.fc.aliyuncs.com",
+                          hint="没有设置，FC 的上下文里也没有账号和地域：请设为 "
+                               "<账号ID>.<地域>-internal.fc.aliyuncs.com")
     return f"https://{account}.{region}-internal.fc.aliyuncs.com"
 
 

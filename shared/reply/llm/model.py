@@ -91,6 +91,8 @@ def _user_message(exc: Exception, prompt: Prompt) -> str:
         return texts.AUTH_FAILED
     if isinstance(exc, openai.BadRequestError) and prompt.has_images and _mentions(exc, IMAGE_REFUSAL_HINTS):
         return texts.CANNOT_SEE
+    if isinstance(exc, openai.NotFoundError):
+        return texts.NOT_FOUND  # a wrong endpoint path or model name: configuration, not the question
     if isinstance(exc, openai.APIStatusError):
         template = texts.UNAVAILABLE if exc.status_code >= 500 else texts.REJECTED
         return template.format(status=exc.status_code)
