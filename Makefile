@@ -15,29 +15,30 @@ COMPILE = $(PY) -m uv pip compile --quiet --custom-compile-command "make lock"
 .PHONY: help venv lint test run demo send build package doctor bench lock mutate serverless-devs clean
 
 help:
-	@echo "make run       chat with the bot locally (offline unless .env names a model and its key)"
-	@echo "make demo      a scripted conversation through the local stack"
-	@echo "make test      the whole test suite            make lint   ruff, with ruff.toml"
-	@echo "make send      a signed test message to a receiver (local stack by default)"
-	@echo "make doctor    check .env before or after deploying"
-	@echo "make package   dist/*.zip for the FC console   make build  build/ for s deploy"
-	@echo "make bench     measure against the tutorial's approach (report in .local/bench/)"
-	@echo "make lock      re-pin every dependency with uv"
-	@echo "make serverless-devs   the Serverless Devs CLI the s.yaml test renders with"
+	@echo "make run       在本机和机器人聊天（.env 里没写模型和 Key 时用离线模型）"
+	@echo "make demo      一段预先写好的对话，走完整条本地链路"
+	@echo "make test      运行全部测试                     make lint   ruff 检查（ruff.toml）"
+	@echo "make send      向接收函数发一条签名正确的测试消息（默认发给本地 make run，并显示回答）"
+	@echo "make doctor    部署前后检查 .env"
+	@echo "make package   生成控制台上传用的 dist/*.zip     make build  生成 s deploy 用的 build/"
+	@echo "make bench     与教程原方案对比的性能基准（报告在 .local/bench/）"
+	@echo "make mutate    对 shared/ 做变异测试（mutmut，较慢）"
+	@echo "make lock      用 uv 重新锁定所有依赖"
+	@echo "make serverless-devs   安装 s.yaml 测试用的 Serverless Devs CLI"
 	@echo ""
-	@echo "Options go in ARGS, quoted as one argument:"
+	@echo "选项写在 ARGS 里，整体加引号："
 	@echo "  make run ARGS=\"--fc2 --stream\"        make run ARGS=\"--receiver-port 8001\""
 	@echo "  make send ARGS=\"--url https://xxx.fcapp.run 你好\""
 	@echo "  make doctor ARGS=\"--url https://xxx.fcapp.run --check-llm\""
-	@echo "  make bench ARGS=--write              (updates docs/performance.md)"
-	@echo "Each command lists its own options: make run ARGS=--help, make doctor ARGS=--help"
+	@echo "  make bench ARGS=--write              （更新 docs/performance.md）"
+	@echo "每个命令都能列出自己的选项：make run ARGS=--help、make doctor ARGS=--help"
 
 $(STAMP):
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "dingbot-fc needs Python 3.10 or newer (FC python3.10); run: make PYTHON=python3.10 ...")'
-	@test -x $(PY) || { echo "setting up: creating $(VENV) with $$($(PYTHON) --version) ..."; $(PYTHON) -m venv $(VENV); }
-	@echo "setting up: installing the pinned packages of $(LOCK) into $(VENV) (about a minute the first time) ..."
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "dingbot-fc 需要 Python 3.10 或更新的版本（与 FC 的 python3.10 一致）；请运行 make PYTHON=python3.10 ...")'
+	@test -x $(PY) || { echo "准备环境：用 $$($(PYTHON) --version) 创建 $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
+	@echo "准备环境：把 $(LOCK) 锁定的包装进 $(VENV)（第一次大约一分钟）..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
-	@rm -f $(VENV)/.installed-* && touch $@ && echo "setting up: done."
+	@rm -f $(VENV)/.installed-* && touch $@ && echo "准备环境：完成。"
 
 venv: $(STAMP)
 
@@ -82,7 +83,7 @@ mutate: venv
 	@$(PY) -m mutmut results
 
 serverless-devs:
-	@command -v npm >/dev/null || { echo "npm is needed for the Serverless Devs CLI (Node.js 18+)"; exit 1; }
+	@command -v npm >/dev/null || { echo "安装 Serverless Devs CLI 需要 npm（Node.js 18 以上）"; exit 1; }
 	npm install --save-exact --no-audit --no-fund --loglevel=error --prefix .local/serverless-devs $(SERVERLESS_DEVS)
 
 clean:

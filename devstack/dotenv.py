@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping
+from urllib.parse import urlsplit
 
 from shared.reply import config as reply_config
 
@@ -54,12 +55,11 @@ def read_dotenv(path: Path) -> DotEnv:
         name, equals, value = line.removeprefix("export ").partition("=")
         name, value = name.strip(), value.strip()
         if not equals or not NAME.fullmatch(name):
-            dotenv.warnings.append(f"{path.name} line {number} is not NAME=value and was ignored: {raw[:60]!r}")
+            dotenv.warnings.append(f"{path.name} 第 {number} 行不是「名称=值」的格式，已忽略：{raw[:60]!r}")
             continue
         if value[:1] in ("'", '"'):
             if len(value) < 2 or value[-1] != value[0]:
-                dotenv.warnings.append(f"{path.name} line {number}: the quote around {name}'s value is not closed; "
-                                       f"the line was ignored")
+                dotenv.warnings.append(f"{path.name} 第 {number} 行：{name} 的值的引号没有闭合，这一行已忽略")
                 continue
             value = value[1:-1]
         dotenv.values[name] = value
@@ -73,6 +73,21 @@ def reply_environment(env: Mapping[str, str], names: tuple = reply_config.VARIAB
         if env.get(dotenv_name):
             out[function_name] = env[dotenv_name]
     return out
+
+
+def dotenv_name(function_variable: str) -> str:
+    """The name a person typed in ``.env`` for one of the reply function's variables (``ENDPOINT`` is
+    ``LLM_ENDPOINT`` there), so messages name what they can find in their file."""
+    return {function: dotenv for dotenv, function in REPLY_RENAMES.items()}.get(function_variable, function_variable)
+
+
+def unused_key_note(env: Mapping[str, str]) -> str:
+    """Why ``USER_API_KEY`` is not used when the model is OpenAI's (the tutorial's rule), or ""."""
+    endpoint = env.get("LLM_ENDPOINT") or reply_config.DEFAULT_LLM_ENDPOINT
+    if env.get("USER_API_KEY") and urlsplit(reply_config.llm_base_url(endpoint)).hostname == "api.openai.com":
+        return ("设置了 USER_API_KEY，但 LLM_ENDPOINT 是 OpenAI：按教程的规则 OpenAI 用 CHATGPT_API_KEY，"
+                "USER_API_KEY 没有使用（它是给其他模型服务的）")
+    return ""
 
 
 def model_environment(env: Mapping[str, str]) -> Dict[str, str]:

@@ -96,13 +96,13 @@ class LoopbackServer(ThreadingHTTPServer):
         self.server_close()
 
 
-def _port_message(port: int, host: str, exc: OSError, option: str = "the matching --...-port option") -> str:
+def _port_message(port: int, host: str, exc: OSError, option: str = "对应的 --...-port 选项") -> str:
+    """One sentence for the person at the terminal (Chinese, as ``make run`` speaks)."""
     if exc.errno == errno.EADDRINUSE:
-        what = (f"port {port} on {host} is in use by a running program (another `make run`?); stop it, or pick "
-                f"another port")
+        what = f"端口 {port}（{host}）已被正在运行的程序占用（另一个 make run？）：停掉它，或"
     else:
-        what = f"port {port} on {host} cannot be used ({exc.strerror}); pick another port"
-    return f"{what} with {option}, e.g. make run ARGS=\"{option} {port + 1 if port < 65535 else 8001}\""
+        what = f"端口 {port}（{host}）不能使用（{exc.strerror}）："
+    return f"{what}用 {option} 换一个端口，例如 make run ARGS=\"{option} {port + 1 if port < 65535 else 8001}\""
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Mapping, Optional, Tuple
 
-from devstack.dotenv import model_environment, read_dotenv
+from devstack.dotenv import dotenv_name, model_environment, read_dotenv, unused_key_note
 from devstack.loopback import PortInUse
 from devstack.stack import LOCAL_APP_SECRET, ROOT, LocalStack, RealModel, StackSettings
 from shared.common.errors import ConfigError
@@ -29,7 +29,7 @@ def missing_dependencies() -> list:
 def port(text: str) -> int:
     """argparse type: a TCP port, or 0 for "any free port"."""
     if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0 picks a free one)")
+        raise argparse.ArgumentTypeError(f"{text!r} 不是端口号（0–65535；0 表示自动选一个空闲端口）")
     return int(text)
 
 
@@ -38,36 +38,35 @@ def real_model(env: Mapping[str, str]) -> Tuple[Optional[RealModel], List[str]]:
     them; None (the offline model) when no key is set for that provider, with notes saying why."""
     settings = model_environment(env)
     if not any(settings.get(k) for k in ("CHATGPT_API_KEY", "USER_API_KEY")):
-        notes = ["OPENAI_API_KEY is not read: put the key in CHATGPT_API_KEY (or USER_API_KEY for other "
-                 "providers)"] if env.get("OPENAI_API_KEY") else []
+        notes = ["不读取 OPENAI_API_KEY：请把 Key 写在 CHATGPT_API_KEY（其他模型服务写在 USER_API_KEY）"] \
+            if env.get("OPENAI_API_KEY") else []
         return None, notes
     try:
         config = ReplyConfig.from_env(settings)
     except ConfigError as exc:
-        return None, [f"using the offline model: {problem}" for problem in (str(p) for p in exc.all)]
-    return RealModel(settings, f"real model {config.model} at {config.llm_base_url}"), []
+        return None, [f"使用离线模型，因为 {dotenv_name(p.variable)} {p.hint}" for p in exc.all]
+    unused = unused_key_note(env)
+    return RealModel(settings, f"真实模型 {config.model}，地址 {config.llm_base_url}"), [unused] if unused else []
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fc2", action="store_true",
-                        help="serve the receiver WSGI-style and invoke through the FC 2.0 API")
-    parser.add_argument("--offline", action="store_true", help="use the offline model even when .env names one")
-    parser.add_argument("--stream", action="store_true",
-                        help="card streaming mode: answers grow in place (local DingTalk card API)")
+    parser.add_argument("--fc2", action="store_true", help="接收函数按 WSGI 方式运行，并经 FC 2.0 API 调用回复函数")
+    parser.add_argument("--offline", action="store_true", help=".env 里配置了模型也使用离线模型")
+    parser.add_argument("--stream", action="store_true", help="卡片流式模式：回答在卡片里逐步变长（本地钉钉卡片接口）")
     for option, variable, default in PORT_OPTIONS:
         parser.add_argument(option, type=port, default=os.environ.get(variable) or default,
-                            help=f"(environment: {variable}; default {default}, 0 picks a free port)")
-    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="where the OSS mount and logs live")
+                            help=f"（环境变量 {variable}；默认 {default}，0 表示自动选空闲端口）")
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="OSS 挂载目录和日志放在哪里")
 
 
 def settings_from(args: argparse.Namespace) -> StackSettings:
     dotenv = read_dotenv(ROOT / ".env")
     for warning in dotenv.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"提醒：{warning}", file=sys.stderr)
     env = dotenv.merged()
     model, notes = (None, []) if args.offline else real_model(env)
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"说明：{note}", file=sys.stderr)
     # The receiver checks signatures with the app's secret from .env when there is one, so that
     # `make send` signs for the local stack and a deployed receiver alike.
     return StackSettings(app_secret=env.get("DINGTALK_APP_SECRET") or LOCAL_APP_SECRET,
@@ -80,26 +79,27 @@ def launch(args: argparse.Namespace) -> Optional[LocalStack]:
     """Start the stack, or print what to do and return None (missing packages, ports taken)."""
     missing = missing_dependencies()
     if missing:
-        print(f"missing Python packages: {', '.join(missing)}. Use `make run` / `make demo`: they create .venv "
-              f"and install requirements-dev.lock", file=sys.stderr)
+        print(f"缺少 Python 包：{', '.join(missing)}。请用 make run / make demo 启动：它们会创建 .venv 并安装 "
+              f"requirements-dev.lock", file=sys.stderr)
         return None
     try:
         return LocalStack(settings_from(args)).start()
     except (PortInUse, RuntimeError) as exc:
-        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+        print(f"本地链路启动不了：{exc}", file=sys.stderr)
         return None
 
 
 def describe(stack: LocalStack) -> str:
     settings = stack.settings
     model = settings.real_model.description if settings.real_model else (
-        f"OFFLINE demo model at {stack.llm.url} (answers are canned; name a provider and key in .env for a real "
-        f"one: LLM_ENDPOINT, CHATGPT_API_KEY or USER_API_KEY, MODEL)")
-    form = "FC 2.0 (WSGI handler, FC 2.0 invoke API)" if settings.fc2 else "FC 3.0 (event handler, FC 3.0 invoke API)"
-    mode = "AI card streaming (local card API)" if settings.stream else "session webhook"
-    return (f"receiver  {stack.receiver_url}  [{form}]\n"
-            f"FC API    {stack.fc.url}  (runs dingtalk_chatgpt_reply in {settings.workers} worker processes)\n"
-            f"DingTalk  {stack.sink.url}  (answers by {mode})\n"
-            f"model     {model}\n"
-            f"history   {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
-            f"logs      {settings.state_dir / 'logs'}")
+        f"离线演示模型 {stack.llm.url}（固定回答；在 .env 里写上 LLM_ENDPOINT、CHATGPT_API_KEY 或 USER_API_KEY、MODEL "
+        f"就会用真实模型）")
+    form = "FC 2.0（WSGI 处理函数，FC 2.0 调用 API）" if settings.fc2 else "FC 3.0（事件处理函数，FC 3.0 调用 API）"
+    mode = "AI 卡片流式显示（本地卡片接口）" if settings.stream else "sessionWebhook 消息"
+    return (f"接收函数  {stack.receiver_url}  [{form}]\n"
+            f"FC API    {stack.fc.url}（在 {settings.workers} 个进程里运行 dingtalk_chatgpt_reply）\n"
+            f"钉钉      {stack.sink.url}（回答方式：{mode}）\n"
+            f"模型      {model}\n"
+            f"历史      {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
+            f"日志      {settings.state_dir / 'logs'}\n"
+            f"另一个终端里可以用 make send ARGS=\"你好\" 发消息到这里，它会显示回答")

@@ -111,10 +111,15 @@ class LocalStack:
 
     def start(self) -> "LocalStack":
         s = self.settings
-        for port, option in ((s.receiver_port, "--receiver-port"), (s.fc_port, "--fc-port"),
-                             (s.dingtalk_port, "--dingtalk-port"), (s.llm_port, "--llm-port")):
-            if port:
-                LoopbackServer.ensure_free(port, option)
+        chosen = [(port, option) for port, option in ((s.receiver_port, "--receiver-port"), (s.fc_port, "--fc-port"),
+                                                      (s.dingtalk_port, "--dingtalk-port"), (s.llm_port, "--llm-port"))
+                  if port]
+        for index, (port, option) in enumerate(chosen):
+            for other_port, other in chosen[:index]:
+                if port == other_port:
+                    raise PortInUse(f"{other} 和 {option} 都设成了 {port}：两个本地服务不能用同一个端口，请改掉其中一个"
+                                    f"（或把它设为 0，自动选一个空闲端口）")
+            LoopbackServer.ensure_free(port, option)
         self.oss_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""``make demo``: a short scripted conversation through the local stack; exits non-zero if it goes wrong."""
+"""``make demo``：一段预先写好的对话走完整条本地链路；有哪里不对就以非零状态退出。"""
 
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ def main() -> int:
                       .replace("\n", "\n   "))
             if exchange.outcome != expected or not exchange.replies:
                 failures += 1
-                print(f"  !! expected {expected}, got {exchange.outcome} (HTTP {exchange.status})")
+                print(f"  !! 应为 {expected}，实际 {exchange.outcome}（HTTP {exchange.status}）")
             print()
     finally:
         stack.stop()
-    print("demo finished: all answers arrived." if not failures else f"demo finished with {failures} problem(s).")
+    print("演示结束：所有回答都收到了。" if not failures else f"演示结束，有 {failures} 处问题。")
     return 1 if failures else 0
 
 
@@ -57,5 +57,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\nstopped.")
+        print("\n已停止。")
         sys.exit(130)

@@ -170,16 +170,16 @@ def main() -> int:
     args = parser.parse_args()
     python310 = find_python310()
     if not python310:
-        print("note: no CPython 3.10 found: dependencies resolved by this Python's pip for 3.10 wheels, and no "
-              "bytecode shipped; install python3.10 for exact packages")
+        print("说明：没有找到 CPython 3.10：依赖按 3.10 的 wheel 由当前 Python 的 pip 安装，zip 里不带字节码；"
+              "装上 python3.10 可得到与 FC 完全一致的包")
     for function in args.functions:
         directory = build(function, args.build_dir, python310)
         if args.no_zip:
             print(f"{directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory}")
             continue
         size = write_zip(directory, args.dist_dir / f"{function}.zip")
-        bytecode = "yes" if python310 else "no"
-        print(f"{args.dist_dir.name}/{function}.zip  {size / 1024:,.0f} KiB  (bytecode: {bytecode})")
+        bytecode = "有" if python310 else "无"
+        print(f"{args.dist_dir.name}/{function}.zip  {size / 1024:,.0f} KiB（字节码：{bytecode}）")
     return 0
 
 

@@ -48,7 +48,7 @@ def test_make_run_uses_the_provider_key_and_model_that_dotenv_names(tmp_path):
 @pytest.mark.parametrize("env, note", [
     ({"LLM_ENDPOINT": "https://api.deepseek.com", "CHATGPT_API_KEY": "sk-x"}, None),
     ({"LLM_ENDPOINT": "https://api.openai.com", "USER_API_KEY": "sk-x"}, "CHATGPT_API_KEY"),
-    ({"OPENAI_API_KEY": "sk-x"}, "OPENAI_API_KEY is not read"),
+    ({"OPENAI_API_KEY": "sk-x"}, "不读取 OPENAI_API_KEY"),
     ({}, None),
 ])
 def test_without_a_key_for_the_named_provider_make_run_stays_offline_and_says_why(env, note):
@@ -78,16 +78,16 @@ def test_a_port_a_live_program_listens_on_is_named_with_the_option_to_change_it(
         listener.listen()
         port = listener.getsockname()[1]
         for option in ("--receiver-port", "--fc-port", "--llm-port", "--dingtalk-port"):
-            with pytest.raises(PortInUse, match=f"in use by a running program.*{option}"):
+            with pytest.raises(PortInUse, match=f"已被正在运行的程序占用.*{option}"):
                 LoopbackServer.ensure_free(port, option)
 
 
 # --- mistakes on the command line ----------------------------------------------------------------
 
 @pytest.mark.parametrize("args, env, message", [
-    (["--receiver-port", "70000"], {}, "'70000' is not a port number"),
-    ([], {"RECEIVER_PORT": "abc"}, "'abc' is not a port number"),
-    (["--fc-port", "-1"], {}, "'-1' is not a port number"),
+    (["--receiver-port", "70000"], {}, "'70000' 不是端口号"),
+    ([], {"RECEIVER_PORT": "abc"}, "'abc' 不是端口号"),
+    (["--fc-port", "-1"], {}, "'-1' 不是端口号"),
 ])
 def test_a_wrong_port_is_one_usage_line_not_a_traceback(args, env, message):
     result = run_script("scripts/chat.py", *args, env=env)
@@ -99,8 +99,8 @@ def test_a_malformed_dotenv_line_is_reported_with_its_number(tmp_path):
     path.write_text("# comment\nMODEL=gpt\nnot a setting\nexport TIMEOUT=30\nSYSTEM_PROMPT='unclosed\n")
     dotenv = read_dotenv(path)
     assert dotenv.values == {"MODEL": "gpt", "TIMEOUT": "30"}
-    assert [w.split(" ", 2)[:2] for w in dotenv.warnings] == [[".env", "line"], [".env", "line"]]
-    assert "line 3" in dotenv.warnings[0] and "line 5" in dotenv.warnings[1]
+    assert len(dotenv.warnings) == 2
+    assert "第 3 行" in dotenv.warnings[0] and "第 5 行" in dotenv.warnings[1]
 
 
 def test_ctrl_c_while_an_answer_streams_returns_to_the_prompt_and_the_stack_keeps_answering(tmp_path):
@@ -176,3 +176,22 @@ def test_a_dotenv_saved_with_a_byte_order_mark_is_read(tmp_path):
     (tmp_path / ".env").write_bytes("\ufeffDINGTALK_APP_SECRET=abc\nMODEL=m\n".encode("utf-8"))
     dotenv = read_dotenv(tmp_path / ".env")
     assert dotenv.values == {"DINGTALK_APP_SECRET": "abc", "MODEL": "m"} and dotenv.warnings == []
+
+
+
+def test_two_local_services_on_one_port_is_one_line_naming_both_settings(tmp_path):
+    port = free_port()
+    result = run_script("scripts/chat.py", "--state-dir", str(tmp_path), env={"RECEIVER_PORT": str(port),
+                                                                               "FC_PORT": str(port)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "--receiver-port 和 --fc-port 都设成了" in line
+    assert not (tmp_path / "logs" / "receiver.log").exists() or "Traceback" not in (
+        tmp_path / "logs" / "receiver.log").read_text()
+
+
+def test_make_run_names_llm_endpoint_and_says_when_user_api_key_is_not_used():
+    _, notes = real_model({"LLM_ENDPOINT": "ftp://x", "USER_API_KEY": "k"})
+    assert notes and all("LLM_ENDPOINT" in n for n in notes)
+    model, notes = real_model({"CHATGPT_API_KEY": "sk-o", "USER_API_KEY": "sk-other"})
+    assert model is not None and any("USER_API_KEY 没有使用" in n for n in notes)
