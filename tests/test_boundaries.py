@@ -231,3 +231,23 @@ def test_a_download_that_redirects_is_not_followed(reply, media_env, use_env, ll
     assert send_file(reply, sink, b"x") == "media-error"
     assert sink.file_requests == requests_before + 1
     assert sink.wait_for(1)[0]["text"]["content"] == texts.DOWNLOAD_FAILED
+
+
+@pytest.mark.parametrize("length, cut", [(800, False), (801, True)])
+def test_quoted_reasoning_keeps_its_last_800_characters(length, cut):
+    from shared.reply.llm.reasoning import QUOTE_CHARS, with_reasoning
+    reasoning = "想" * (length - 1) + "末"
+    shown = with_reasoning("答案", reasoning + "\n\n第二段")
+    quoted = shown.split("\n\n答案")[0]
+    assert shown.endswith("\n\n答案") and quoted.startswith("> 💭 思考过程\n>\n> ")
+    assert ("…" in quoted) is (length + len("\n\n第二段") > QUOTE_CHARS) and "> 第二段" in quoted
+    assert with_reasoning("答案", "  \n ") == "答案"
+    assert cut or "…" not in with_reasoning("答案", "想" * length)
+
+
+def test_compaction_with_no_history_kept_leaves_no_turn(tmp_path):
+    history = store(tmp_path)
+    for i in range(15):
+        history.add_turn("cid", f"m{i}", 1000 + i, f"q{i}", "a")
+    assert history.compact("cid", keep=0) == 15
+    assert history.load("cid", 5).turns == []
