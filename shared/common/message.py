@@ -54,6 +54,7 @@ def shared_fields(fields: Fields) -> Dict[str, Any]:
         "isAdmin": fields.boolean("isAdmin"),
         "createAt": fields.millis("createAt"),
         "robotCode": fields.string("robotCode", limit=256),
+        "conversationTitle": fields.string("conversationTitle", limit=256),
     }
 
 
@@ -81,6 +82,7 @@ class IncomingMessage:
     isAdmin: bool = False
     createAt: Optional[int] = None
     robotCode: str = ""
+    conversationTitle: str = ""
     parts: Tuple[Part, ...] = ()
     quoted: Tuple[Part, ...] = ()
     # Which signed request carried the message (a hash of DingTalk's timestamp and sign) and when the

@@ -9,13 +9,14 @@ the record is taken back, so what the chat was told and what the bot does never 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
+from shared.reply.oss.usage import Entry, Totals, short
 
 PREFIXES = ("\\", "/")
 PERSONA_MAX_CHARS = 2000
@@ -61,10 +62,34 @@ class Commands:
             return Outcome(texts.HELP, "help")
         if command.name == "model":
             return Outcome(texts.MODEL.format(model=self.config.model), "model")
+        if command.name == "usage":
+            return self._usage(message)
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
         return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), "unknown-command",
                        plain=True)
+
+    def _usage(self, message: IncomingMessage) -> Outcome:
+        """Today and this month, for the asker and for the conversation: answered questions, tokens, cost."""
+        month = self.storage.usage_month()
+        if month is None:
+            return Outcome(texts.USAGE_UNAVAILABLE, "usage")
+        today = self.storage.calendar.day()
+        sender, conversation = short(message.sender_key), short(message.conversationId)
+
+        def line(entries: List[Entry]) -> str:
+            totals = Totals.of(entries)
+            return texts.USAGE_LINE.format(messages=totals.messages, tokens=totals.tokens,
+                                           cost=totals.cost_micro / 1_000_000)
+
+        def of_today(entries: List[Entry]) -> List[Entry]:
+            return [e for e in entries if self.storage.calendar.day(e.at_ms / 1000) == today]
+
+        mine = [e for e in month if e.sender == sender]
+        here = [e for e in month if e.conversation == conversation]
+        return Outcome(texts.USAGE.format(day=today, tz=self.config.timezone, me_today=line(of_today(mine)),
+                                          me_month=line(mine), here_today=line(of_today(here)),
+                                          here_month=line(here)), "usage")
 
     def _persona(self, argument: str, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
         """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.

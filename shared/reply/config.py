@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from shared.common.settings import EnvReader, load_once
+from shared.reply.prices import parse_prices
 
 DEFAULT_LLM_ENDPOINT = "https://api.openai.com"
 COMPLETIONS_PATH = "/chat/completions"
 DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_WEBHOOK_HOSTS = ("oapi.dingtalk.com", "api.dingtalk.com")
 DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
 # DingTalk's built-in AI markdown card (what the official SDK's AIMarkdownCardInstance uses).
@@ -30,6 +32,8 @@ VARIABLES = (
     "DINGTALK_API_ENDPOINT", "CARD_UPDATE_INTERVAL_MS", "OSS_BUCKET", "OSS_ENDPOINT", "CARD_STREAMING",
     "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
     "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION", "MAX_MESSAGE_MEDIA_MB", "CLEAR_IN_GROUPS",
+    "TZ", "USAGE_KEEP_DAYS", "QUOTA_USER_DAILY_MESSAGES", "QUOTA_USER_DAILY_TOKENS",
+    "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -108,6 +112,37 @@ class CardSettings:
 
 
 @dataclass(frozen=True)
+class Quotas:
+    """Daily limits (unset: unlimited), counted in ``TZ`` days; ``exempt`` users have none."""
+
+    user_messages: Optional[int] = None
+    user_tokens: Optional[int] = None
+    conversation_tokens: Optional[int] = None
+    exempt: Tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return any(limit is not None for limit in (self.user_messages, self.user_tokens, self.conversation_tokens))
+
+    @classmethod
+    def read(cls, read: EnvReader) -> "Quotas":
+        def limit(name: str) -> Optional[int]:
+            return read.number(name, None, int, 1, 10**12)
+
+        return cls(limit("QUOTA_USER_DAILY_MESSAGES"), limit("QUOTA_USER_DAILY_TOKENS"),
+                   limit("QUOTA_CONVERSATION_DAILY_TOKENS"), read.id_list("QUOTA_EXEMPT_USERS"))
+
+
+def _prices(read: EnvReader) -> Dict[str, Tuple[float, float]]:
+    try:
+        return parse_prices(read.text("MODEL_PRICES"))
+    except ValueError as exc:
+        read.fail("MODEL_PRICES", f"{exc}; e.g. {{\"qwen-plus\": [0.8, 2]}} (yuan per million input/output tokens)",
+                  f"格式不对（{exc}）；例如 {{\"qwen-plus\": [0.8, 2]}}（每百万输入/输出 token 的价格，单位元）")
+        return {}
+
+
+@dataclass(frozen=True)
 class ReplyConfig:
     api_key: str
     llm_base_url: str
@@ -135,6 +170,10 @@ class ReplyConfig:
     max_file_bytes: int
     max_message_media_bytes: int
     file_text_chars: int
+    timezone: str
+    usage_keep_days: int
+    quotas: Quotas
+    prices: Dict[str, Tuple[float, float]]
     log_level: int
 
     @property
@@ -176,6 +215,10 @@ class ReplyConfig:
             max_file_bytes=read.number("MAX_FILE_MB", 10, int, 1, 20) * 1024 * 1024,
             max_message_media_bytes=read.number("MAX_MESSAGE_MEDIA_MB", 20, int, 1, 40) * 1024 * 1024,
             file_text_chars=read.number("FILE_TEXT_CHARS", 20000, int, 1000, 500_000),
+            timezone=read.text("TZ") or DEFAULT_TIMEZONE,
+            usage_keep_days=read.number("USAGE_KEEP_DAYS", 35, int, 32, 3650),
+            quotas=Quotas.read(read),
+            prices=_prices(read),
             log_level=read.log_level(),
         ))
 

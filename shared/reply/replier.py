@@ -15,6 +15,7 @@ from shared.common import log
 from shared.common.errors import LLMError, WebhookError
 from shared.common.message import IncomingMessage
 from shared.reply import texts
+from shared.reply.admit import not_allowed, over_quota
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
@@ -26,6 +27,7 @@ from shared.reply.llm.prompt import build_prompt
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.storage import Storage
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
+from shared.reply.record import record
 from shared.reply.streaming import Answer, displayed, stream_into_cards
 from shared.reply.summary import Summary
 
@@ -75,7 +77,7 @@ class Replier:
             if self.cards_used is not None:
                 summary.card_calls = self.cards_used.calls
                 summary.shown(self.cards_used.first_shown)
-            summary.emit()
+            record(self.config, self.storage, message, summary)
 
     def _process(self, message: IncomingMessage) -> str:
         key = conversation_key(message.conversationId, message.sender_key,
@@ -117,18 +119,6 @@ class Replier:
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
 
-    def _refusal(self, message: IncomingMessage) -> Optional[str]:
-        """``ALLOWED_CONVERSATIONS`` / ``ALLOWED_USERS``: unset lets everyone in."""
-        config = self.config
-        if config.allowed_conversations and message.conversationId not in config.allowed_conversations:
-            logger.warning("refused conversation %s: not in ALLOWED_CONVERSATIONS", message.conversationId)
-            return texts.NOT_ALLOWED.format(scope="会话")
-        senders = {message.senderStaffId, message.senderId} - {""}
-        if config.allowed_users and not senders & set(config.allowed_users):
-            logger.warning("refused sender %s: not in ALLOWED_USERS", message.sender_key)
-            return texts.NOT_ALLOWED.format(scope="用户")
-        return None
-
     def _media_problem(self) -> Optional[MediaProblem]:
         """Why no picture or file can be fetched now, or None."""
         if self.delivery.api is None:
@@ -161,7 +151,7 @@ class Replier:
             return QuestionBuilder(None, self.config.file_text_chars, texts.UNSEEN_QUOTA).build(message)
 
     def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> Answer:
-        refusal = self._refusal(message)
+        refusal = not_allowed(self.config, message)
         if refusal:
             return Answer(refusal, "refused")
         if message.msgtype not in ANSWERED_TYPES:
@@ -174,6 +164,10 @@ class Replier:
         if command is not None:
             done = Commands(self.config, self.storage).run(command, key, message, conversation)
             return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
+        if self.config.quotas.active:
+            refusal = over_quota(self.config, message, self.storage.usage_today(), self._resets())
+            if refusal:
+                return Answer(refusal, "quota")
         try:
             question = self._question(message)
         except (MediaProblem, DownloadError) as exc:
@@ -198,6 +192,9 @@ class Replier:
         return Answer(split.answer, "answered",
                       displayed(split.answer, split.reasoning, self.config.show_reasoning, notes),
                       asked=question.for_history)
+
+    def _resets(self) -> str:
+        return f"{self.storage.calendar.next_midnight():%m 月 %d 日 %H:%M}（{self.config.timezone}）"
 
     def _card_error(self, exc: CardError) -> None:
         if exc.quota_spent:

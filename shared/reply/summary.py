@@ -34,6 +34,7 @@ class Summary:
     model: str = ""
     usage: Optional[Usage] = None
     card_calls: int = 0
+    tool_calls: int = 0
     storage: str = ""
 
     def __post_init__(self) -> None:
@@ -56,7 +57,7 @@ class Summary:
             "prompt_tokens": usage.prompt_tokens if usage else 0,
             "completion_tokens": usage.completion_tokens if usage else 0,
             "tokens_estimated": bool(usage and usage.estimated),
-            "card_calls": self.card_calls, "storage": self.storage,
+            "card_calls": self.card_calls, "tool_calls": self.tool_calls, "storage": self.storage,
         }
 
     def emit(self) -> None:

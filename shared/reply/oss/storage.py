@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from shared.common import log
 from shared.common.message import IncomingMessage
@@ -20,12 +20,14 @@ from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, digest
 from shared.reply.oss.quota import QuotaMemo
 from shared.reply.oss.signatures import Signatures
+from shared.reply.oss.usage import Calendar, Entry, UsageBook
 
 T = TypeVar("T")
 DATA_FOLDER = "dingbot"
 API_PREFIX = "dingbot/"
 # Claims are compacted on about one message in this many (chosen by msgId, so deterministically).
 COMPACT_EVERY = 16
+FOLD_EVERY = 64
 
 logger = log.get("storage")
 # Per instance: (endpoint, bucket) -> why claims cannot rely on the OSS API ("" when they can).
@@ -58,10 +60,12 @@ def api_claims_problem(blobs: ApiBlobs) -> str:
 
 class Storage:
     def __init__(self, history: Optional[HistoryStore], claims: Optional[Claims], *,
-                 quota: Optional[QuotaMemo] = None, unavailable: str = "",
+                 quota: Optional[QuotaMemo] = None, usage: Optional[UsageBook] = None, unavailable: str = "",
                  clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
+        self.usage = usage
+        self.calendar = usage.calendar if usage is not None else Calendar("Asia/Shanghai", clock)
         self.signatures = Signatures(claims.blobs, atomic_create=claims.atomic_create, clock=clock) \
             if claims is not None else None
         self.quota = quota
@@ -80,7 +84,8 @@ class Storage:
         blobs = MountBlobs(mount / DATA_FOLDER)
         api = cls._api_blobs(config, credentials, region)
         claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)
-        return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs))
+        return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs),
+                   usage=UsageBook(blobs, Calendar(config.timezone)))
 
     @staticmethod
     def _api_blobs(config: ReplyConfig, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
@@ -171,6 +176,29 @@ class Storage:
         """Take back a command's record when its confirmation reached nobody."""
         if name:
             self._attempt("take back a command", "it stays in effect", lambda: self.history.remove(name), None)
+
+    def usage_today(self) -> Optional[List[Entry]]:
+        """Today's usage entries (one listing), or None when they cannot be read."""
+        if self.usage is None:
+            return None
+        usage = self.usage
+        return self._attempt("read today's usage", "daily limits are not checked for this message", usage.today,
+                             None)
+
+    def usage_month(self) -> Optional[List[Entry]]:
+        if self.usage is None:
+            return None
+        usage = self.usage
+        return self._attempt("read this month's usage", "\\usage cannot answer", usage.month, None)
+
+    def record_usage(self, entry: Entry, msg_id: str, body: Dict[str, Any], keep_days: int) -> None:
+        if self.usage is None or self.unavailable:
+            return
+        usage = self.usage
+        self._attempt("record the usage", "this message is missing from \\usage and the report",
+                      lambda: usage.write(entry, msg_id, body), "")
+        if int(digest(msg_id, 8), 16) % FOLD_EVERY == 2:
+            self._attempt("fold old usage records", "they stay until next time", lambda: usage.fold(keep_days), 0)
 
     def dingtalk_quota_paused_until(self) -> Optional[float]:
         """Whether an instance found DingTalk's monthly API quota spent (and until when to believe it)."""

@@ -1,0 +1,55 @@
+"""Last stage: what happened to the message, written down once.
+
+Every handled message leaves one usage record (``oss/usage.py``: one small create, after the
+answer was delivered, so it never delays the first visible text) and one JSON line in the log
+(``summary.py``). Deliveries skipped as duplicates or replays are not handled messages and leave
+only the log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from shared.common.message import IncomingMessage
+from shared.reply.config import ReplyConfig
+from shared.reply.oss.storage import Storage
+from shared.reply.oss.usage import ANSWERED, COMMAND, FAILED, REFUSED, Entry, short
+from shared.reply.prices import cost_micro
+from shared.reply.summary import Summary
+
+NOT_HANDLED = ("duplicate", "replayed")
+REFUSALS = ("refused", "quota", "not-admin")
+COMMAND_OUTCOMES = ("cleared", "help", "model", "persona-shown", "persona-set", "persona-reset", "persona-too-long",
+                    "unknown-command", "usage", "storage-error")
+
+
+def outcome_code(outcome: str) -> str:
+    if outcome == "answered":
+        return ANSWERED
+    if outcome in REFUSALS:
+        return REFUSED
+    if outcome in COMMAND_OUTCOMES:
+        return COMMAND
+    return FAILED
+
+
+def record(config: ReplyConfig, storage: Storage, message: IncomingMessage, summary: Summary) -> None:
+    summary.emit()
+    if summary.outcome in NOT_HANDLED:
+        return
+    usage = summary.usage
+    prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+    cost = cost_micro(summary.model, prompt, completion, config.prices)
+    at_ms = int(storage.clock() * 1000)
+    entry = Entry(at_ms, short(message.sender_key), short(message.conversationId), outcome_code(summary.outcome),
+                  prompt, completion, bool(usage and usage.estimated), cost)
+    document = summary.document(summary.clock())
+    body: Dict[str, Any] = {
+        "at": at_ms, "conversation": message.conversationId, "title": message.conversationTitle,
+        "sender": message.sender_key, "nick": message.senderNick, "model": summary.model or None,
+        "prompt_tokens": prompt, "completion_tokens": completion, "estimated": entry.estimated,
+        "cost_micro": cost, "tool_calls": summary.tool_calls, "card_calls": summary.card_calls,
+        "first_text_ms": document["first_text_ms"], "total_ms": document["total_ms"],
+        "outcome": {ANSWERED: "answered", FAILED: "failed", REFUSED: "refused", COMMAND: "command"}[entry.outcome],
+    }
+    storage.record_usage(entry, message.msgId, body, config.usage_keep_days)
