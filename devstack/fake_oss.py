@@ -41,6 +41,7 @@ class FakeOSS(LoopbackServer):
         self.versioning = versioning
         self.objects: Dict[str, Tuple[bytes, float]] = {}
         self.refused: Dict[str, int] = {}
+        self.page_size = 1000  # tests make it small to see listings continue page after page
         self.lock = threading.Lock()
 
     @property
@@ -199,22 +200,29 @@ class _Handler(JsonHandler):
         self._reply(204)
 
     def _list(self) -> None:
+        """ListObjectsV2, a page at a time: at most ``max-keys`` (or the server's ``page_size``) objects and
+        folders, continued after ``continuation-token``."""
         query = self.query()
         prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        after = query.get("continuation-token", "")
+        size = min(int(query.get("max-keys") or 1000), self.server.page_size)
         with self.server.lock:
             keys = sorted((k, v[0], v[1]) for k, v in self.server.objects.items() if k.startswith(prefix))
-        contents, folders = [], set()
+        items = {}
         for key, data, modified in keys:
             rest = key[len(prefix):]
             if delimiter and delimiter in rest:
-                folders.add(prefix + rest.split(delimiter, 1)[0] + delimiter)
+                folder = prefix + rest.split(delimiter, 1)[0] + delimiter
+                items[folder] = f"<CommonPrefixes><Prefix>{escape(folder)}</Prefix></CommonPrefixes>"
                 continue
-            contents.append(f"<Contents><Key>{escape(key)}</Key><LastModified>{_iso(modified)}</LastModified>"
-                            f"<ETag>\"local\"</ETag><Type>Normal</Type><Size>{len(data)}</Size>"
-                            f"<StorageClass>Standard</StorageClass></Contents>")
-        common = "".join(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in sorted(folders))
+            items[key] = (f"<Contents><Key>{escape(key)}</Key><LastModified>{_iso(modified)}</LastModified>"
+                          f"<ETag>\"local\"</ETag><Type>Normal</Type><Size>{len(data)}</Size>"
+                          f"<StorageClass>Standard</StorageClass></Contents>")
+        names = [name for name in sorted(items) if name > after]
+        page, truncated = names[:size], len(names) > size
+        more = f"<NextContinuationToken>{escape(page[-1])}</NextContinuationToken>" if truncated else ""
         body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>{self.server.bucket}</Name>"
-                f"<Prefix>{escape(prefix)}</Prefix><MaxKeys>1000</MaxKeys><Delimiter>{escape(delimiter)}</Delimiter>"
-                f"<IsTruncated>false</IsTruncated><KeyCount>{len(contents)}</KeyCount>{''.join(contents)}{common}"
-                f"</ListBucketResult>").encode("utf-8")
+                f"<Prefix>{escape(prefix)}</Prefix><MaxKeys>{size}</MaxKeys><Delimiter>{escape(delimiter)}</Delimiter>"
+                f"<IsTruncated>{str(truncated).lower()}</IsTruncated><KeyCount>{len(page)}</KeyCount>{more}"
+                f"{''.join(items[name] for name in page)}</ListBucketResult>").encode("utf-8")
         self._reply(200, body, "application/xml")

@@ -197,3 +197,19 @@ def test_the_v4_region_is_oss_region_then_the_endpoints_then_fcs(reply, reply_en
         assert any(key.startswith("dingbot/claims/") for key in server.objects)
     finally:
         server.stop()
+
+
+def test_oss_api_listings_follow_every_page_objects_and_folders():
+    server = FakeOSS().start()
+    server.page_size = 3
+    try:
+        blobs = ApiBlobs.connect(server.endpoint, server.bucket, Credentials(), "dingbot/", server.region)
+        for index in range(8):
+            blobs.create(f"usage/2026-11-30/{index:02d}.json", b"{}")
+        blobs.create("usage/2026-11-29/x.json", b"{}")
+        blobs.create("usage/top.json", b"{}")
+        assert len(blobs.entries("usage/2026-11-30/")) == 8
+        assert blobs.list("usage/") == ["usage/2026-11-29", "usage/2026-11-30", "usage/top.json"]
+        assert server.refused == {}
+    finally:
+        server.stop()

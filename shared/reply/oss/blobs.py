@@ -21,7 +21,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Protocol
+from typing import Any, Dict, List, NamedTuple, Optional, Protocol, Tuple
 
 TEMP_PREFIX = ".tmp-"
 
@@ -52,7 +52,8 @@ class Blobs(Protocol):
     storage cannot be reached."""
 
     def list(self, prefix: str) -> List[str]:
-        """Names directly under ``prefix`` (a folder, ending in ``/``), sorted."""
+        """Names directly under ``prefix`` (a folder, ending in ``/``), sorted: objects, and sub-folders
+        (without a trailing ``/``)."""
 
     def entries(self, prefix: str) -> List[Entry]:
         """Like ``list``, with each object's last-modified time (one listing, no reads)."""
@@ -171,13 +172,29 @@ class ApiBlobs:
         except oss2.exceptions.RequestError as exc:
             raise OSError(f"OSS {method} failed: {type(exc).__name__}") from None
 
+    def _listing(self, prefix: str) -> Tuple[List[Entry], List[str]]:
+        """Objects and sub-folders directly under ``prefix``, every page of them."""
+        objects: List[Entry] = []
+        folders: List[str] = []
+        token = ""
+        while True:
+            result = self._call("list_objects_v2", prefix=self.prefix + prefix, delimiter="/", max_keys=1000,
+                                continuation_token=token)
+            if result is None:
+                break
+            objects += [Entry(o.key[len(self.prefix):], float(o.last_modified)) for o in result.object_list]
+            folders += [p[len(self.prefix):].rstrip("/") for p in result.prefix_list]
+            token = result.next_continuation_token
+            if not result.is_truncated or not token:
+                break
+        return sorted(objects), sorted(folders)
+
     def list(self, prefix: str) -> List[str]:
-        return [entry.name for entry in self.entries(prefix)]
+        objects, folders = self._listing(prefix)
+        return sorted([entry.name for entry in objects] + folders)
 
     def entries(self, prefix: str) -> List[Entry]:
-        result = self._call("list_objects_v2", prefix=self.prefix + prefix, delimiter="/", max_keys=1000)
-        return sorted(Entry(o.key[len(self.prefix):], float(o.last_modified))
-                      for o in (result.object_list if result else []))
+        return self._listing(prefix)[0]
 
     def read(self, name: str) -> Optional[bytes]:
         result = self._call("get_object", self.prefix + name)
