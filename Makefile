@@ -12,7 +12,7 @@ FC_TARGET := --python-version 3.10 --python-platform x86_64-manylinux_2_17
 SERVERLESS_DEVS := @serverless-devs/s@3.1.10
 COMPILE = $(PY) -m uv pip compile --quiet --custom-compile-command "make lock"
 
-.PHONY: help venv lint test run demo send build package doctor bench report lock mutate serverless-devs clean
+.PHONY: help venv lint test run demo send build package doctor bench report kb lock mutate serverless-devs clean
 
 help:
 	@echo "make run       在本机和机器人聊天（.env 里没写模型和 Key 时用离线模型）"
@@ -23,6 +23,7 @@ help:
 	@echo "make package   生成控制台上传用的 dist/*.zip     make build  生成 s deploy 用的 build/"
 	@echo "make bench     与教程原方案对比的性能基准（报告在 .local/bench/）"
 	@echo "make report    用量报告：HTML 图表和 PNG 概览（默认读本地 make run 的记录）"
+	@echo "make kb        为知识库目录建立或刷新索引（ARGS=\"--oss-dir 目录\"）"
 	@echo "make mutate    对 shared/ 做变异测试（mutmut，较慢）"
 	@echo "make lock      用 uv 重新锁定所有依赖"
 	@echo "make serverless-devs   安装 s.yaml 测试用的 Serverless Devs CLI"
@@ -77,6 +78,9 @@ lock: venv
 	$(COMPILE) $(FC_TARGET) dingtalk_chatgpt_reply/requirements.txt -o dingtalk_chatgpt_reply/requirements.lock
 	$(COMPILE) --universal --python-version 3.10 -c requirements-dev.lock requirements-mutate.txt -o requirements-mutate.lock
 	$(COMPILE) --universal --python-version 3.10 -c requirements-dev.lock requirements-report.txt -o requirements-report.lock
+
+kb: venv
+	@$(PY) scripts/kb.py $(ARGS)
 
 # The usage report (HTML with inline charts, and a PNG); the first run also installs a Chinese font for the charts.
 report: venv

@@ -13,7 +13,9 @@ in ``usage`` as OpenAI sends them (streamed: a last chunk with no choices, only 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -46,6 +48,10 @@ def offline_answer(messages: List[Dict[str, Any]]) -> str:
         return f"{LABEL}看到了 {pictures} 张图片。{text_of(messages[-1]['content'])[:200]}"
     questions = [text_of(m.get("content", "")) for m in messages if m.get("role") == "user"]
     question = questions[-1] if questions else ""
+    knowledge = [m["content"] for m in messages if m.get("role") == "system" and "来源：" in m.get("content", "")]
+    if knowledge:
+        first = re.search(r"\[1\] 来源：(.+)\n(.+)", knowledge[0])
+        return f"{LABEL}根据资料（{first.group(1)}）：{first.group(2)[:200]}" if first else LABEL
     earlier = questions[:-1]
     if any(word in question for word in ("刚才", "上一句", "previous", "before")):
         if earlier:
@@ -72,6 +78,8 @@ class FakeLLM(LoopbackServer):
         self.usage = True
         self.refuse_stream_options = False
         self.dripped: List[str] = []  # per drip fault: "cut" (the client hung up) or "finished"
+        self.embeddings_down = False
+        self.embedded = 0  # texts embedded so far
 
     @property
     def base_url(self) -> str:
@@ -101,6 +109,8 @@ class _Handler(JsonHandler):
 
     def do_POST(self) -> None:
         body = self.read_body()
+        if self.path.rstrip("/").endswith("/embeddings"):
+            return self._embeddings(json.loads(body or b"{}"))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -159,6 +169,23 @@ class _Handler(JsonHandler):
             self.server.dripped.append(outcome)
         self.close_connection = True
 
+    def _embeddings(self, request: Dict[str, Any]) -> None:
+        """``/v1/embeddings`` as OpenAI answers it, with the deterministic local embedding (``embed_offline``)."""
+        if self.server.api_key and self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            return self.send_json(401, {"error": {"message": "Incorrect API key provided"}})
+        if self.server.embeddings_down:
+            return self.send_json(503, {"error": {"message": "embeddings are down", "type": "server_error"}})
+        inputs = request.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs or len(inputs) > 10:
+            return self.send_json(400, {"error": {"message": "input must be 1 to 10 strings", "type": "invalid"}})
+        with self.server.lock:
+            self.server.embedded += len(inputs)
+        self.send_json(200, {"object": "list", "model": request.get("model"), "data": [
+            {"object": "embedding", "index": i, "embedding": embed_offline(text)} for i, text in enumerate(inputs)],
+            "usage": {"prompt_tokens": sum(len(t) for t in inputs), "total_tokens": sum(len(t) for t in inputs)}})
+        return None
+
     def _unknown_argument(self, request: Dict[str, Any]) -> Optional[Dict[str, str]]:
         if self.server.refuse_stream_options and "stream_options" in request:
             return {"message": "Unrecognized request argument supplied: stream_options",
@@ -207,6 +234,21 @@ class _Handler(JsonHandler):
             self.wfile.write(f"data: {json.dumps(last)}\n\n".encode("utf-8"))
         self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
+
+
+EMBEDDING_DIMS = 2048
+
+
+def embed_offline(text: str) -> List[float]:
+    """A deterministic embedding with no model: Chinese character pairs and lower-case words hashed into
+    2,048 buckets, so texts that share words are near each other. Enough to show retrieval offline."""
+    vector = [0.0] * EMBEDDING_DIMS
+    lowered = text.lower()
+    grams = [lowered[i:i + 2] for i in range(len(lowered) - 1) if not lowered[i:i + 2].isspace()]
+    grams += re.findall(r"[a-z0-9][a-z0-9\-]+", lowered)
+    for gram in set(grams):
+        vector[int(hashlib.md5(gram.encode("utf-8")).hexdigest()[:8], 16) % EMBEDDING_DIMS] = 1.0
+    return vector
 
 
 def token_usage(messages: List[Dict[str, Any]], answer: str) -> Dict[str, int]:

@@ -72,7 +72,8 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
     return StackSettings(app_secret=env.get("DINGTALK_APP_SECRET") or LOCAL_APP_SECRET,
                          state_dir=args.state_dir, fc2=args.fc2, receiver_port=args.receiver_port,
                          fc_port=args.fc_port, dingtalk_port=args.dingtalk_port, llm_port=args.llm_port,
-                         stream=args.stream, stream_delay=0.01 if args.stream else 0.0, real_model=model)
+                         stream=args.stream, stream_delay=0.01 if args.stream else 0.0, real_model=model,
+                         sample_knowledge=True)
 
 
 def launch(args: argparse.Namespace) -> Optional[LocalStack]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -31,6 +32,7 @@ REPLY_FUNCTION = "dingtalk_chatgpt_reply"
 OFFLINE_KEY = "sk-offline-local-key"
 LOCAL_APP_SECRET = "local-app-secret"
 STACK_FILE = "stack.json"
+SAMPLE_KNOWLEDGE = ROOT / "devstack" / "sample_knowledge"
 
 
 @dataclass
@@ -56,6 +58,7 @@ class StackSettings:
     history_length: int = 5
     real_model: Optional[RealModel] = None
     reply_env: Dict[str, str] = field(default_factory=dict)
+    sample_knowledge: bool = False  # make run and make demo turn it on: the offline demo of the knowledge folder
     receiver_env: Dict[str, str] = field(default_factory=dict)
     receiver_dir: Path = RECEIVER_DIR
     reply_dir: Path = REPLY_DIR
@@ -94,7 +97,9 @@ class LocalStack:
             env.update(s.real_model.env)
         else:
             env.update({"ENDPOINT": self.llm.url, "CHATGPT_API_KEY": OFFLINE_KEY, "USER_API_KEY": OFFLINE_KEY,
-                        "MODEL": "offline-demo"})
+                        "MODEL": "offline-demo", "EMBEDDING_MODEL": "offline-embedding",
+                        # The offline embedding is cruder than a real one: its similarities run lower.
+                        "KB_MIN_SCORE": "0.18"})
         # The local DingTalk app: pictures and files download through it; cards only with --stream.
         env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
                     "DINGTALK_API_ENDPOINT": self.sink.url, "CARD_STREAMING": "on" if s.stream else "off"})
@@ -122,6 +127,10 @@ class LocalStack:
             LoopbackServer.ensure_free(port, option)
         self.oss_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        knowledge = self.oss_dir / "dingbot" / "knowledge"
+        if not s.real_model and s.sample_knowledge and not knowledge.exists():
+            # Offline, the demo shows answers from documents: sample files, embedded by the offline model.
+            shutil.copytree(SAMPLE_KNOWLEDGE, knowledge)
         try:
             if not s.real_model:
                 self.llm = FakeLLM(s.llm_port, api_key=OFFLINE_KEY).start()

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devstack.settings import add_arguments, describe, launch
 from devstack.terminal import render_message
 
+NAMES = {"staff-zhangsan": "张三", "staff-lisi": "李四", "staff-wangwu": "王五"}
 SCRIPT = [
     # (who, in group?, text, expected outcome)
     ("张三", True, "\\clear", "cleared"),
@@ -21,6 +22,7 @@ SCRIPT = [
     ("张三", True, "  \\clear", "cleared"),
     ("张三", True, "我刚才说了什么？", "answered"),
     ("李四", False, "你好", "answered"),
+    ("王五", True, "差旅报销要在多少天内提交？", "answered"),  # answered from the sample knowledge folder
 ]
 
 
@@ -35,14 +37,13 @@ def main() -> int:
     try:
         print(describe(stack) + "\n")
         for user, group, text, expected in SCRIPT:
-            staff_id = "staff-" + ("zhangsan" if user == "张三" else "lisi")
+            staff_id = "staff-" + {"张三": "zhangsan", "李四": "lisi"}.get(user, "wangwu")
             where = "群" if group else "单聊"
             print(f"{user} ({where})> {text}")
             exchange = stack.send(text, group=group, sender_nick=user, sender_staff_id=staff_id,
                                   conversation_id="cid-group-demo" if group else f"cid-dm-{staff_id}")
             for message in exchange.replies:
-                print("🤖 " + render_message(message, {"staff-zhangsan": "张三", "staff-lisi": "李四"})
-                      .replace("\n", "\n   "))
+                print("🤖 " + render_message(message, NAMES).replace("\n", "\n   "))
             if exchange.outcome != expected or not exchange.replies:
                 failures += 1
                 print(f"  !! 应为 {expected}，实际 {exchange.outcome}（HTTP {exchange.status}）")

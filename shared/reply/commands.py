@@ -8,15 +8,18 @@ the record is taken back, so what the chat was told and what the bot does never 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional
 
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.config import ReplyConfig
+from shared.reply.knowledge.index import load as load_index
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
-from shared.reply.oss.usage import Entry, Totals, short
+from shared.reply.oss.usage import Entry, Totals, short, zone_of
 
 PREFIXES = ("\\", "/")
 PERSONA_MAX_CHARS = 2000
@@ -64,10 +67,25 @@ class Commands:
             return Outcome(texts.MODEL.format(model=self.config.model), "model")
         if command.name == "usage":
             return self._usage(message)
+        if command.name == "kb":
+            return self._knowledge()
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
         return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), "unknown-command",
                        plain=True)
+
+    def _knowledge(self) -> Outcome:
+        """The documents of the knowledge folder's index and when it was built."""
+        folder = Path(self.config.knowledge_dir)
+        if not folder.is_dir():
+            return Outcome(texts.KB_NONE, "kb")
+        index = load_index(folder)
+        if index is None or not index.files:
+            return Outcome(texts.KB_EMPTY, "kb")
+        built = dt.datetime.fromtimestamp(index.built_at / 1000, zone_of(self.config.timezone))
+        files = "\n".join(f"- {source}（{entry.get('chunks', 0)} 段）" for source, entry in sorted(index.files.items()))
+        return Outcome(texts.KB_LIST.format(count=len(index.files), built=f"{built:%Y-%m-%d %H:%M}", files=files),
+                       "kb", plain=True)
 
     def _usage(self, message: IncomingMessage) -> Outcome:
         """Today and this month, for the asker and for the conversation: answered questions, tokens, cost."""

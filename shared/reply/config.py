@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ DEFAULT_LLM_ENDPOINT = "https://api.openai.com"
 COMPLETIONS_PATH = "/chat/completions"
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 DEFAULT_WEBHOOK_HOSTS = ("oapi.dingtalk.com", "api.dingtalk.com")
 DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
 # DingTalk's built-in AI markdown card (what the official SDK's AIMarkdownCardInstance uses).
@@ -33,7 +35,8 @@ VARIABLES = (
     "CARD_MAX_CHARS", "CARD_MAX_CALLS", "SHOW_REASONING", "MAX_CONTEXT_TOKENS", "VISION_MODEL",
     "MAX_FILE_MB", "FILE_TEXT_CHARS", "OSS_REGION", "MAX_MESSAGE_MEDIA_MB", "CLEAR_IN_GROUPS",
     "TZ", "USAGE_KEEP_DAYS", "QUOTA_USER_DAILY_MESSAGES", "QUOTA_USER_DAILY_TOKENS",
-    "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES",
+    "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES", "KNOWLEDGE_DIR", "EMBEDDING_MODEL",
+    "EMBEDDING_ENDPOINT", "EMBEDDING_API_KEY", "KB_TOP_K", "KB_MIN_SCORE", "KB_REFRESH_SECONDS",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -174,6 +177,13 @@ class ReplyConfig:
     usage_keep_days: int
     quotas: Quotas
     prices: Dict[str, Tuple[float, float]]
+    knowledge_dir: str
+    embedding_model: str
+    embedding_base_url: str
+    embedding_api_key: str
+    kb_top_k: int
+    kb_min_score: float
+    kb_refresh_seconds: float
     log_level: int
 
     @property
@@ -188,8 +198,9 @@ class ReplyConfig:
         base_url = llm_base_url(read.url("ENDPOINT", DEFAULT_LLM_ENDPOINT))
         temperature = read.text("TEMPERATURE")
         app = DingTalkApp.read(read)
+        api_key = _api_key(read, base_url)
         return read.finish(cls(
-            api_key=_api_key(read, base_url),
+            api_key=api_key,
             llm_base_url=base_url,
             model=read.text("MODEL") or DEFAULT_MODEL,
             vision_model=read.text("VISION_MODEL") or read.text("MODEL") or DEFAULT_MODEL,
@@ -219,6 +230,15 @@ class ReplyConfig:
             usage_keep_days=read.number("USAGE_KEEP_DAYS", 35, int, 32, 3650),
             quotas=Quotas.read(read),
             prices=_prices(read),
+            knowledge_dir=read.text("KNOWLEDGE_DIR") or str(Path(read.text("OSS_MOUNT_POINT") or "/mnt/oss")
+                                                            / "dingbot" / "knowledge"),
+            embedding_model=read.text("EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL,
+            embedding_base_url=llm_base_url(read.url("EMBEDDING_ENDPOINT", "")) if read.text("EMBEDDING_ENDPOINT")
+            else base_url,
+            embedding_api_key=read.text("EMBEDDING_API_KEY") or api_key,
+            kb_top_k=read.number("KB_TOP_K", 4, int, 1, 20),
+            kb_min_score=read.number("KB_MIN_SCORE", 0.3, float, 0.0, 1.0),
+            kb_refresh_seconds=read.number("KB_REFRESH_SECONDS", 10.0, float, 1.0, 600.0),
             log_level=read.log_level(),
         ))
 

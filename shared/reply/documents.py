@@ -24,7 +24,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from shared.common import log
 from shared.common.errors import DingbotError
@@ -106,7 +106,9 @@ def _contents_key(page: Any) -> Optional[tuple]:
     return key if key and all(idnum is not None for idnum, _ in key) else None
 
 
-def _pdf_text(name: str, data: bytes, collected: _Collected, clock: Callable[[], float]) -> None:
+def _pdf_text(name: str, data: bytes, collected: _Collected, clock: Callable[[], float],
+              pages_read: Optional[List[Tuple[int, str]]] = None) -> None:
+    """Page by page into ``collected``; ``pages_read`` also gets (page number, text) of each page read."""
     import pypdf
 
     reader = pypdf.PdfReader(io.BytesIO(data))
@@ -126,7 +128,10 @@ def _pdf_text(name: str, data: bytes, collected: _Collected, clock: Callable[[],
             logger.warning("%s: page %d has more than %d bytes of content, skipped", name, index + 1,
                            MAX_PAGE_CONTENT_BYTES)
             continue
-        collected.add((page.extract_text() or "") + "\n\n")
+        text = page.extract_text() or ""
+        collected.add(text + "\n\n")
+        if pages_read is not None and text.strip():
+            pages_read.append((index + 1, text))
         if collected.full or clock() > deadline:
             collected.stopped_early = index + 1 < len(pages)
             return
@@ -200,6 +205,19 @@ def _docx_text(data: bytes, collected: _Collected) -> None:
     except _Enough as enough:
         logger.info("docx reading stopped: %s", enough)
         collected.stopped_early = True
+
+
+def pdf_pages(name: str, data: bytes, max_chars: int) -> List[Tuple[int, str]]:
+    """A PDF's text page by page (page numbers from 1), within the same budgets as a PDF sent in a chat;
+    raises ``Unreadable``."""
+    pages: List[Tuple[int, str]] = []
+    try:
+        _pdf_text(name, data, _Collected(max_chars), time.monotonic, pages)
+    except Unreadable:
+        raise
+    except Exception as exc:
+        raise Unreadable(texts.FILE_UNREADABLE.format(name=name), f"{type(exc).__name__}: {exc}") from None
+    return pages
 
 
 def read_document(name: str, data: bytes, max_chars: int, *, clock: Callable[[], float] = time.monotonic) -> Document:

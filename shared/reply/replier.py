@@ -22,6 +22,7 @@ from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
+from shared.reply.knowledge import retrieve as knowledge
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import build_prompt
 from shared.reply.oss.history import Conversation, conversation_key
@@ -175,9 +176,11 @@ class Replier:
             if isinstance(exc, DownloadError) and exc.quota_spent:
                 self.delivery.note_quota_spent(exc.code)
             return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
+        found = knowledge.find(self.config, message.question)
         prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
-                              conversation.persona or self.config.system_prompt)
-        notes = "\n".join(question.notes)
+                              conversation.persona or self.config.system_prompt,
+                              found.for_prompt() if found else None)
+        notes = "\n".join(question.notes + ([found.sources()] if found else []))
         cards = self.cards(message) if self.delivery.openapi_usable() else None
         self.cards_used = cards
         if cards is not None:

@@ -42,6 +42,7 @@ class Prompt:
     question: Any
     history: Tuple[Tuple[str, str], ...] = ()
     system: Optional[str] = None
+    knowledge: Optional[str] = None  # excerpts of the team's documents, as data (``knowledge/retrieve.py``)
 
     @property
     def has_images(self) -> bool:
@@ -49,6 +50,8 @@ class Prompt:
 
     def messages(self) -> List[Dict[str, Any]]:
         out: List[Dict[str, Any]] = [{"role": "system", "content": self.system}] if self.system else []
+        if self.knowledge:
+            out.append({"role": "system", "content": self.knowledge})
         for asked, answered in self.history:
             out += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
         return out + [{"role": "user", "content": self.question}]
@@ -74,7 +77,8 @@ class Prompt:
         return self.without_oldest(max(1, (len(self.history) + 1) // 2))
 
 
-def build_prompt(question: Any, history: List[Dict[str, str]], system_prompt: Optional[str]) -> Prompt:
+def build_prompt(question: Any, history: List[Dict[str, str]], system_prompt: Optional[str],
+                 knowledge: Optional[str] = None) -> Prompt:
     """``history`` as chat messages, oldest first (user, assistant, user, assistant ...)."""
     pairs = tuple((history[i]["content"], history[i + 1]["content"]) for i in range(0, len(history) - 1, 2))
-    return Prompt(question, pairs, system_prompt)
+    return Prompt(question, pairs, system_prompt, knowledge)
