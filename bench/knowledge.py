@@ -62,6 +62,6 @@ def run(section: Section, quick: bool) -> None:
             section.add(f"{chunks:,} chunks: search for one question vs one plain pass over the vectors",
                         median(queries), median(floors), "ms")
     section.notes.append("Vectors are float32 rows of 1,536 dimensions, searched in pure Python (the reply package "
-                         "carries no NumPy); the baseline columns are the floors: reading the index files' bytes, and reading every "
-                         "vector once. A "
-                         "question also costs one embeddings call, which the network dominates.")
+                         "carries no NumPy); the baseline columns are the floors: reading the index files' bytes, "
+                         "and reading every vector once. A question also costs one embeddings call, which the "
+                         "network dominates.")
