@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 from devstack.loopback import JsonHandler, LoopbackServer
 
@@ -29,8 +29,14 @@ CHUNK_CHARS = 8
 MARKDOWN_SAMPLE = "下面是示例代码：\n\n```python\ndef hello():\n    print(\"你好\")\n```\n\n- 第一点\n- 第二点"
 
 
+def is_clock_line(message: Dict[str, Any]) -> bool:
+    return message.get("role") == "system" and str(message.get("content", "")).startswith("当前时间：")
+
+
 def text_of(content: Any) -> str:
-    """A message's text: the string, or the text parts of OpenAI content parts."""
+    """A message's text: the string, or the text parts of OpenAI content parts (none for a tool call)."""
+    if content is None:
+        return ""
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
@@ -41,8 +47,30 @@ def images_in(content: Any) -> List[str]:
                                                 if part.get("type") == "image_url"]
 
 
+URL = re.compile(r"(?:https?|file)://[^\s，。、）)>]+")
+
+
+def tool_calls_for(messages: List[Dict[str, Any]], tools: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """What the offline model asks of the tools it is offered, like a real one would: every link in the
+    question goes to ``read_url`` (several in one round), "搜索"/"search" goes to ``web_search``. Once the
+    tools have answered (``tool`` messages after the question), it answers."""
+    offered = {tool["function"]["name"] for tool in tools}
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    if any(m.get("role") == "tool" for m in messages[last_user + 1:]):
+        return []
+    question = text_of(messages[last_user].get("content", "")) if last_user >= 0 else ""
+    calls = [("read_url", {"url": url}) for url in URL.findall(question) if "read_url" in offered]
+    if not calls and "web_search" in offered and any(w in question.lower() for w in ("搜索", "search", "新闻")):
+        calls.append(("web_search", {"query": question.replace("搜索", "").strip() or question}))
+    return [{"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for i, (name, args) in enumerate(calls)]
+
+
 def offline_answer(messages: List[Dict[str, Any]]) -> str:
     """A reply that shows what the model received: the question, the turns, the persona, the pictures."""
+    results = [m for m in messages if m.get("role") == "tool"]
+    if results:
+        return f"{LABEL}根据工具的结果：" + " | ".join(str(r.get("content", ""))[:300] for r in results)
     pictures = len(images_in(messages[-1].get("content", ""))) if messages else 0
     if pictures:
         return f"{LABEL}看到了 {pictures} 张图片。{text_of(messages[-1]['content'])[:200]}"
@@ -68,7 +96,10 @@ class FakeLLM(LoopbackServer):
     def __init__(self, port: int = 0, api_key: Optional[str] = None) -> None:
         super().__init__(_Handler, port)
         self.api_key = api_key
+        # What the model was asked; ``requests`` leaves out the date-and-time system line every prompt carries,
+        # so tests compare the conversation itself; ``raw_requests`` is exactly what arrived.
         self.requests: List[Dict[str, Any]] = []
+        self.raw_requests: List[Dict[str, Any]] = []
         self.faults: Deque[Dict[str, Any]] = deque()
         self.lock = threading.Lock()
         self.stream_delay = 0.0  # seconds per 8-character chunk of writing, streamed or not
@@ -79,6 +110,9 @@ class FakeLLM(LoopbackServer):
         self.refuse_stream_options = False
         self.dripped: List[str] = []  # per drip fault: "cut" (the client hung up) or "finished"
         self.embeddings_down = False
+        self.refuse_tools = False  # a model without function calling: 400 naming tools
+        # Replaces the offline model's choice of tool calls (tests: a model that never stops calling tools).
+        self.always_call: Optional[Callable[[List[Dict[str, Any]], List[Dict[str, Any]]], List[Dict[str, Any]]]] = None
         self.embedded = 0  # texts embedded so far
 
     @property
@@ -119,7 +153,9 @@ class _Handler(JsonHandler):
             return
         request = json.loads(body)
         with self.server.lock:
-            self.server.requests.append(request)
+            self.server.raw_requests.append(request)
+            self.server.requests.append({**request, "messages": [m for m in request.get("messages", [])
+                                                                  if not is_clock_line(m)]})
         fault = self.server.next_fault()
         if fault.get("delay"):
             time.sleep(fault["delay"])
@@ -132,6 +168,14 @@ class _Handler(JsonHandler):
         if refusal:
             self.send_json(400, {"error": refusal})
             return
+        tools = request.get("tools") or []
+        if tools and self.server.refuse_tools:
+            self.send_json(400, {"error": {"message": "This model does not support tools (function calling).",
+                                           "type": "invalid_request_error", "code": "invalid_value"}})
+            return
+        calls = (self.server.always_call or tool_calls_for)(messages, tools) if tools else []
+        if calls and request.get("stream"):
+            return self._stream_tool_calls(request.get("model", "offline"), calls)
         answer = "" if fault.get("empty") else offline_answer(messages)
         reasoning = THOUGHT if self.server.reasoning == "separate" else ""
         if self.server.reasoning == "inline":
@@ -147,6 +191,29 @@ class _Handler(JsonHandler):
             # The model takes as long to write the answer whether or not it is streamed.
             time.sleep(self.server.stream_delay * -(-len(answer) // CHUNK_CHARS))
             self.send_json(200, _completion(request.get("model", "offline"), answer, reasoning, usage))
+
+    def _stream_tool_calls(self, model: str, calls: List[Dict[str, Any]]) -> None:
+        """Tool calls streamed in pieces, as OpenAI sends them: the id and name first, the arguments in parts."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+        def chunk(delta: Dict[str, Any], finish: Optional[str] = None) -> bytes:
+            body = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode("utf-8")
+
+        for index, call in enumerate(calls):
+            arguments = call["function"]["arguments"]
+            self.wfile.write(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                                    "function": {"name": call["function"]["name"],
+                                                                 "arguments": ""}}]}))
+            for start in range(0, len(arguments), 10):
+                self.wfile.write(chunk({"tool_calls": [{"index": index,
+                                                        "function": {"arguments": arguments[start:start + 10]}}]}))
+        self.wfile.write(chunk({}, "tool_calls") + b"data: [DONE]\n\n")
+        self.close_connection = True
 
     def _drip(self, stream: bool, interval: float, seconds: float = 60.0) -> None:
         """Keep the connection busy without answering: what a per-read timeout never notices."""

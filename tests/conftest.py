@@ -22,6 +22,8 @@ from shared.receiver import config as receiver_config  # noqa: E402
 from shared.reply import config as reply_config  # noqa: E402
 from shared.reply import delivery  # noqa: E402
 from shared.reply.dingtalk.openapi import TOKENS  # noqa: E402
+from shared.reply.knowledge import retrieve  # noqa: E402
+from shared.reply.llm import model  # noqa: E402
 from shared.reply.oss import storage  # noqa: E402
 
 APP_SECRET = "test-app-secret"
@@ -45,6 +47,9 @@ def fresh_instance() -> None:
     TOKENS._tokens.clear()
     storage._API_CLAIMS_CHECKED.clear()
     delivery._told.clear()
+    model._NO_TOOLS.clear()
+    model._NO_STREAM_OPTIONS.clear()
+    retrieve._LOADED.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

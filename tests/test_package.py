@@ -23,8 +23,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import package  # noqa: E402
 
 PYTHON310 = package.find_python310()
-# Imported only when someone sends a file, or (oss2) when OSS_BUCKET is set.
-LAZY = {"pypdf", "defusedxml", "oss2"}
+# Imported only when someone sends a file, when the bot reads a link, or (oss2) when OSS_BUCKET is set.
+LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean", "cssselect"}
+# The link reader's readability needs chardet; the runtime's requests imports chardet whenever it is there.
+IMPORTED_BY_REQUESTS = {"chardet"}
 FC_RUNTIME = ROOT / "devstack" / "fc-python310-runtime.txt"
 needs_310 = pytest.mark.skipif(PYTHON310 is None, reason="no CPython 3.10 on this machine to act as the FC runtime")
 
@@ -133,10 +135,10 @@ print(json.dumps({{"status": status, "modules": sorted({{m.split(".")[0] for m i
     outcome = run_isolated(code, runtime, script, env)
     assert outcome["status"] == "answered" and outcome["openai"].startswith(str(code))
     assert "你好" in sink.wait_for(1)[0]["text"]["content"]
-    carried = {p.name.removesuffix(".py") for p in code.iterdir()
-               if p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
+    carried = {p.name.removesuffix(".py") for p in code.iterdir() if (p.is_dir() or p.suffix == ".py")
+               and p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
     assert carried - set(outcome["modules"]) == LAZY
-    assert not LAZY & set(outcome["modules"])
+    assert not LAZY & set(outcome["modules"]) and IMPORTED_BY_REQUESTS <= set(outcome["modules"])
 
 
 @needs_310

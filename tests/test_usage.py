@@ -37,8 +37,8 @@ def test_an_answered_message_leaves_one_record_of_ids_and_counts_only(reply, rep
     status, body = ask(reply, sink, "我们公司的机密计划是什么", conversation_id="cid-u")
     assert status == "answered"
     [(name, record)] = records(oss)
-    expected = token_usage([{"role": "user", "content": "我们公司的机密计划是什么"}],
-                           offline_answer([{"role": "user", "content": "我们公司的机密计划是什么"}]))
+    [asked] = llm.raw_requests
+    expected = token_usage(asked["messages"], offline_answer(asked["messages"]))
     assert (record["prompt_tokens"], record["completion_tokens"]) == (expected["prompt_tokens"],
                                                                        expected["completion_tokens"])
     assert record["outcome"] == "answered" and record["estimated"] is False and record["title"] == "演示群"
@@ -127,7 +127,7 @@ def test_usage_shows_today_and_this_month_for_the_asker_and_the_conversation(rep
     ask(reply, sink, "一", conversation_id="cid-s")
     ask(reply, sink, "二", conversation_id="cid-s", sender_staff_id="staff-other")
     ask(reply, sink, "三", conversation_id="cid-s")
-    prompts = [r["messages"] for r in llm.requests]
+    prompts = [r["messages"] for r in llm.raw_requests]
     tokens = [token_usage(m, offline_answer(m)) for m in prompts]
     mine = [tokens[0], tokens[2]]
     assert ask(reply, sink, "\\usage", conversation_id="cid-s")[0] == "usage"

@@ -69,10 +69,22 @@ class Commands:
             return self._usage(message)
         if command.name == "kb":
             return self._knowledge()
+        if command.name == "tools":
+            return self._tools()
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
         return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), "unknown-command",
                        plain=True)
+
+    def _tools(self) -> Outcome:
+        from shared.reply.tools.registry import tools_for
+
+        tools = tools_for(self.config)
+        if not tools:
+            return Outcome(texts.TOOLS_NONE, "tools")
+        described = {"read_url": "读取你给的链接", "web_search": f"联网搜索（{self.config.search_provider}）"}
+        lines = "\n".join(f"- {tool.name}：{described.get(tool.name, tool.description)}" for tool in tools)
+        return Outcome(texts.TOOLS_LIST.format(tools=lines), "tools", plain=True)
 
     def _knowledge(self) -> Outcome:
         """The documents of the knowledge folder's index and when it was built."""

@@ -37,6 +37,7 @@ VARIABLES = (
     "TZ", "USAGE_KEEP_DAYS", "QUOTA_USER_DAILY_MESSAGES", "QUOTA_USER_DAILY_TOKENS",
     "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES", "KNOWLEDGE_DIR", "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT", "EMBEDDING_API_KEY", "KB_TOP_K", "KB_MIN_SCORE", "KB_REFRESH_SECONDS",
+    "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -184,6 +185,12 @@ class ReplyConfig:
     kb_top_k: int
     kb_min_score: float
     kb_refresh_seconds: float
+    tools: Tuple[str, ...]
+    max_tool_rounds: int
+    tool_allow_hosts: Tuple[str, ...]
+    search_provider: Optional[str]
+    search_api_key: str
+    search_endpoint: Optional[str]
     log_level: int
 
     @property
@@ -239,6 +246,12 @@ class ReplyConfig:
             kb_top_k=read.number("KB_TOP_K", 4, int, 1, 20),
             kb_min_score=read.number("KB_MIN_SCORE", 0.3, float, 0.0, 1.0),
             kb_refresh_seconds=read.number("KB_REFRESH_SECONDS", 10.0, float, 1.0, 600.0),
+            tools=_tools(read),
+            max_tool_rounds=read.number("MAX_TOOL_ROUNDS", 4, int, 1, 10),
+            tool_allow_hosts=tuple(h.lower() for h in read.id_list("TOOL_ALLOW_HOSTS")),
+            search_provider=_search_provider(read),
+            search_api_key=read.text("SEARCH_API_KEY") or "",
+            search_endpoint=read.url("SEARCH_ENDPOINT", "") if read.text("SEARCH_ENDPOINT") else None,
             log_level=read.log_level(),
         ))
 
@@ -253,6 +266,36 @@ def _api_key(read: EnvReader, base_url: str) -> str:
                   "没有设置：模型服务的 API Key")
         return ""
     return key
+
+
+TOOL_NAMES = ("read_url", "web_search")
+SEARCH_PROVIDERS = ("bocha", "tavily", "searxng")
+
+
+def _tools(read: EnvReader) -> Tuple[str, ...]:
+    """``auto`` (every tool whose settings are present), ``off``, or a comma list of tool names."""
+    names = tuple(n.lower() for n in read.id_list("TOOLS")) or ("auto",)
+    if names in (("auto",), ("off",)):
+        return names
+    unknown = [n for n in names if n not in TOOL_NAMES]
+    if unknown:
+        read.fail("TOOLS", f"{', '.join(unknown)} unknown; use auto, off or a list of {', '.join(TOOL_NAMES)}",
+                  f"{'、'.join(unknown)} 不认识；请写 auto、off 或 {'、'.join(TOOL_NAMES)} 中的几个（逗号分隔）")
+    return names
+
+
+def _search_provider(read: EnvReader) -> Optional[str]:
+    provider = read.text("SEARCH_PROVIDER")
+    if provider is None:
+        return None
+    provider = read.choice("SEARCH_PROVIDER", "bocha", SEARCH_PROVIDERS)
+    if provider != "searxng" and not read.text("SEARCH_API_KEY"):
+        read.fail("SEARCH_API_KEY", f"SEARCH_PROVIDER={provider} needs its API key",
+                  f"SEARCH_PROVIDER={provider} 需要它的 API Key")
+    if provider == "searxng" and not read.text("SEARCH_ENDPOINT"):
+        read.fail("SEARCH_ENDPOINT", "SEARCH_PROVIDER=searxng needs the instance's URL",
+                  "SEARCH_PROVIDER=searxng 需要写上实例的地址")
+    return provider
 
 
 def _oss_endpoint(read: EnvReader) -> str:

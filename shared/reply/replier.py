@@ -8,8 +8,9 @@ never told takes effect.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 from shared.common import log
 from shared.common.errors import LLMError, WebhookError
@@ -23,14 +24,16 @@ from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
 from shared.reply.knowledge import retrieve as knowledge
+from shared.reply.llm.loop import Event, ModelLoop
 from shared.reply.llm.model import ChatModel
-from shared.reply.llm.prompt import build_prompt
+from shared.reply.llm.prompt import Prompt, build_prompt
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.storage import Storage
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
-from shared.reply.streaming import Answer, displayed, stream_into_cards
+from shared.reply.streaming import Answer, answer_from_events, displayed, model_events, stream_into_cards
 from shared.reply.summary import Summary
+from shared.reply.tools.registry import tools_for
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
@@ -47,6 +50,7 @@ class Replier:
     model: ChatModel
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
     cards_used: Optional[CardStream] = field(default=None, init=False)
+    loop: Optional[ModelLoop] = field(default=None, init=False)
 
     @property
     def storage(self) -> Storage:
@@ -78,6 +82,8 @@ class Replier:
             if self.cards_used is not None:
                 summary.card_calls = self.cards_used.calls
                 summary.shown(self.cards_used.first_shown)
+            if self.loop is not None:
+                summary.tool_calls = self.loop.calls
             record(self.config, self.storage, message, summary)
 
     def _process(self, message: IncomingMessage) -> str:
@@ -114,7 +120,8 @@ class Replier:
             self.storage.finish(claim, key)
             return "delivery-failed"
         if answer.outcome == "answered":
-            self.storage.add_turn(key, message, answer.asked or message.question, answer.text, conversation,
+            kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
+            self.storage.add_turn(key, message, answer.asked or message.question, kept, conversation,
                                   self.config.history_length)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
@@ -179,22 +186,42 @@ class Replier:
         found = knowledge.find(self.config, message.question)
         prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
                               conversation.persona or self.config.system_prompt,
-                              found.for_prompt() if found else None)
+                              found.for_prompt() if found else None, self._now())
         notes = "\n".join(question.notes + ([found.sources()] if found else []))
+        return self._model_answer(message, prompt, notes)._replace(asked=question.for_history)
+
+    def _model_answer(self, message: IncomingMessage, prompt: Prompt, notes: str) -> Answer:
+        """Stage four, then the card or the whole answer: the model loop's events, consumed once."""
+        tools = tools_for(self.config)
+        self.loop = ModelLoop(self.model, tools, self.config.max_tool_rounds, self.config.timeout_seconds) \
+            if tools else None
+        loop = self.loop
+
+        def events() -> Iterator[Event]:
+            return loop.run(prompt) if loop else model_events(self.model, prompt)
+
         cards = self.cards(message) if self.delivery.openapi_usable() else None
         self.cards_used = cards
+        answer: Optional[Answer] = None
         if cards is not None:
-            streamed = stream_into_cards(cards, self.model, prompt, self.config.show_reasoning, self._card_error,
-                                         notes)
-            if streamed is not None:
-                return streamed._replace(asked=question.for_history)
-        try:
-            split = self.model.answer(prompt)
-        except LLMError as exc:
-            return Answer(exc.user_message, "llm-error")
-        return Answer(split.answer, "answered",
-                      displayed(split.answer, split.reasoning, self.config.show_reasoning, notes),
-                      asked=question.for_history)
+            answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, notes)
+        if answer is None and loop is not None:
+            answer = answer_from_events(events(), self.config.show_reasoning, notes)
+        if answer is None:
+            try:
+                split = self.model.answer(prompt)
+            except LLMError as exc:
+                return Answer(exc.user_message, "llm-error")
+            answer = Answer(split.answer, "answered",
+                            displayed(split.answer, split.reasoning, self.config.show_reasoning, notes))
+        if loop is not None and loop.sources and answer.outcome == "answered":
+            answer = answer._replace(note="（参考：" + "、".join(loop.sources[:5]) + "）")
+        return answer
+
+    def _now(self) -> str:
+        """The date and time where the team is, so "今天"/"明天" need no tool."""
+        now = dt.datetime.now(self.storage.calendar.zone)
+        return f"当前时间：{now:%Y-%m-%d %H:%M} 星期{'一二三四五六日'[now.weekday()]}（{self.config.timezone}）"
 
     def _resets(self) -> str:
         return f"{self.storage.calendar.next_midnight():%m 月 %d 日 %H:%M}（{self.config.timezone}）"

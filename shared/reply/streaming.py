@@ -7,12 +7,13 @@ show (a card step failed, or the call budget ran out) is returned to be posted a
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.dingtalk.cards import CardError, CardStream
+from shared.reply.llm.loop import REASONING, STATUS, TEXT, Event
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import Prompt
 from shared.reply.llm.reasoning import split_reasoning, with_reasoning
@@ -31,6 +32,7 @@ class Answer(NamedTuple):
     record: Optional[str] = None
     asked: Optional[str] = None
     plain: bool = False  # echoes the user's text: sent as text, never as markdown
+    note: str = ""  # kept in history after the answer: the sources the tools used, one line
 
     @property
     def posting(self) -> str:
@@ -43,9 +45,54 @@ def displayed(answer: str, reasoning: str, show_reasoning: bool, notes: str = ""
     return f"{shown}\n\n{notes}" if notes else shown
 
 
-def stream_into_cards(cards: CardStream, model: ChatModel, prompt: Prompt, show_reasoning: bool,
+class Transcript:
+    """The answer so far, from the model loop's events: the one place reasoning is split from the answer."""
+
+    def __init__(self, show_reasoning: bool) -> None:
+        self.show_reasoning = show_reasoning
+        self.raw = ""
+        self.reasoning = ""
+        self.status = ""
+
+    def add(self, event: Event) -> None:
+        if event.kind == TEXT:
+            self.raw += event.text
+            self.status = ""
+        elif event.kind == REASONING:
+            self.reasoning += event.text
+        elif event.kind == STATUS:
+            self.status = event.text
+
+    @property
+    def answer(self) -> str:
+        return split_reasoning(self.raw).answer
+
+    def display(self, notes: str = "", *, with_status: bool = True) -> str:
+        split = split_reasoning(self.raw)
+        shown = displayed(split.answer, split.reasoning or self.reasoning, self.show_reasoning, notes)
+        if with_status and self.status:
+            return f"{shown}\n\n{self.status}" if shown.strip() else self.status
+        return shown
+
+
+def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str = "") -> Answer:
+    """The webhook path: the whole answer once the loop is done (status events are for cards only)."""
+    transcript = Transcript(show_reasoning)
+    try:
+        for event in events:
+            transcript.add(event)
+    except LLMError as exc:
+        return Answer(exc.user_message, "llm-error")
+    answer = transcript.answer.strip()
+    if not answer:
+        return Answer(texts.EMPTY_ANSWER, "llm-error")
+    return Answer(answer, "answered", transcript.display(notes, with_status=False).strip())
+
+
+def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning: bool,
                       on_card_error: Callable[[CardError], None], notes: str = "") -> Optional[Answer]:
-    """None when no card could be created (the caller answers the usual way)."""
+    """None when no card could be created (the caller answers the usual way). ``events`` is started only
+    once the first card exists."""
     try:
         cards.start()
     except CardError as exc:
@@ -63,27 +110,34 @@ def stream_into_cards(cards: CardStream, model: ChatModel, prompt: Prompt, show_
             return False
         return True
 
-    raw, reasoning = "", ""
+    transcript = Transcript(show_reasoning)
     try:
-        for delta in model.stream(prompt):
-            raw, reasoning = raw + delta.content, reasoning + delta.reasoning
-            split = split_reasoning(raw)
-            display = displayed(split.answer, split.reasoning or reasoning, show_reasoning)
+        for event in events:
+            transcript.add(event)
+            display = transcript.display()
             if showing and display.strip():
                 showing = step(lambda display=display: cards.show(display))
     except LLMError as exc:
-        reason, split = exc.user_message, split_reasoning(raw)
-        so_far = displayed(split.answer, split.reasoning or reasoning, show_reasoning).strip()
+        reason = exc.user_message
+        so_far = transcript.display(with_status=False).strip()
         failed_in_card = showing and step(lambda: cards.fail(so_far, reason))
         return Answer(reason, "llm-error", "" if failed_in_card else None)
-    split = split_reasoning(raw)
-    answer = split.answer.strip()
+    answer = transcript.answer.strip()
     if not answer:
         failed_in_card = showing and step(lambda: cards.fail("", texts.EMPTY_ANSWER))
         return Answer(texts.EMPTY_ANSWER, "llm-error", "" if failed_in_card else None)
-    display = displayed(answer, split.reasoning or reasoning, show_reasoning, notes)
+    display = transcript.display(notes, with_status=False)
     rest: list = []
     if showing and step(lambda: rest.append(cards.finish(display))):
         logger.info("streamed into %d card(s) with %d API calls", len(cards.cards), cards.calls)
         return Answer(answer, "answered", rest[0])
     return Answer(answer, "answered", display)
+
+
+def model_events(model: ChatModel, prompt: Prompt) -> Iterator[Event]:
+    """The events of a plain streamed answer, without tools."""
+    for delta in model.stream(prompt):
+        if delta.reasoning:
+            yield Event(REASONING, delta.reasoning)
+        if delta.content:
+            yield Event(TEXT, delta.content)

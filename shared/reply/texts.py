@@ -8,6 +8,7 @@ HELP = (
     "\\model 查看当前使用的模型\n"
     "\\usage 查看你和本会话今天、本月的用量\n"
     "\\kb 查看知识库里收录的文档\n"
+    "\\tools 查看机器人能用的工具（读链接、联网搜索）\n"
     "直接输入问题即可与机器人对话。"
 )
 CLEARED = "已清空本会话的上下文。"
@@ -34,6 +35,8 @@ USAGE = ("用量（{day}，按 {tz} 计）\n"
          "（费用按公开价目估算，仅供参考；指令不计入）")
 USAGE_LINE = "{messages} 条提问，{tokens:,} tokens，约 ¥{cost:.2f}"
 USAGE_UNAVAILABLE = "暂时读不到用量记录（存储不可用），请稍后再试。"
+TOOLS_NONE = "这个机器人没有开启工具（TOOLS=off），只凭模型自己的知识回答。"
+TOOLS_LIST = "机器人回答时可以用这些工具：\n{tools}"
 KB_NONE = "还没有知识库：管理员把文档放进 OSS 挂载目录的 dingbot/knowledge/ 后，机器人就会依据它们回答。"
 KB_EMPTY = "知识库目录里还没有建好索引的文档（支持 md、txt、pdf、docx、csv）；下一次提问时会自动建立。"
 KB_LIST = "知识库收录了 {count} 份文档（索引建于 {built}）：\n{files}"

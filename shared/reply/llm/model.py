@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from shared.common import log
 from shared.common.errors import LLMError
@@ -36,8 +36,10 @@ MIN_ATTEMPT_SECONDS = 1.0
 CONTEXT_OVERFLOW_HINTS = ("context_length_exceeded", "context length", "maximum context", "too many tokens",
                           "prompt is too long", "input is too long")
 IMAGE_REFUSAL_HINTS = ("image", "vision", "multimodal", "image_url")
-# Endpoints (base URLs) that refused stream_options, per instance.
+# Endpoints (base URLs) that refused stream_options, and (base URL, model) pairs that refused tools, per instance.
 _NO_STREAM_OPTIONS: Set[str] = set()
+_NO_TOOLS: Set[Tuple[str, str]] = set()
+TOOL_REFUSAL_HINTS = ("tool", "function")
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,12 @@ def _user_message(exc: Exception, prompt: Prompt) -> str:
 
 @dataclass(frozen=True)
 class Delta:
-    """A streamed piece: answer text (reasoning may be inline in it) and a separate reasoning delta."""
+    """A streamed piece: answer text (reasoning may be inline in it), a separate reasoning delta, and pieces
+    of tool calls (``(index, id, name, arguments fragment)``, as OpenAI streams them)."""
 
     content: str = ""
     reasoning: str = ""
+    tool_calls: Tuple[Tuple[int, str, str, str], ...] = ()
 
 
 class ChatModel:
@@ -129,10 +133,12 @@ class ChatModel:
         self.used_model = ""
         self.sent = Prompt("")
         self.watchdog: Optional[Watchdog] = None
+        # Set by the tool loop: the answer's own deadline, which no single request may pass.
+        self.overall_deadline: Optional[float] = None
 
     def _start_watchdog(self) -> Watchdog:
         config = self.config
-        self.watchdog = Watchdog(config.timeout_seconds, lambda: _close_client(
+        self.watchdog = Watchdog(self.deadline - self.clock(), lambda: _close_client(
             config.llm_base_url, config.api_key, config.timeout_seconds)).start()
         return self.watchdog
 
@@ -157,6 +163,8 @@ class ChatModel:
         """One completion request, retried within the TIMEOUT budget; raises ``LLMError``. The watchdog it
         starts is stopped by the caller once the answer is read, or here when no answer comes."""
         self.deadline = self.clock() + self.config.timeout_seconds
+        if self.overall_deadline is not None:
+            self.deadline = min(self.deadline, self.overall_deadline)
         watchdog = self._start_watchdog()
         try:
             return self._attempts(self._fit(prompt), extra)
@@ -175,6 +183,8 @@ class ChatModel:
                                        "messages": prompt.messages(), **extra}
             if extra.get("stream") and self.config.llm_base_url not in _NO_STREAM_OPTIONS:
                 options["stream_options"] = {"include_usage": True}
+            if not options.get("tools") or (self.config.llm_base_url, options["model"]) in _NO_TOOLS:
+                options.pop("tools", None)
             if self.config.temperature is not None:
                 options["temperature"] = self.config.temperature
             self.used_model, self.sent = options["model"], prompt
@@ -186,6 +196,11 @@ class ChatModel:
                 if "stream_options" in options and _mentions(exc, ("stream_options", "include_usage")):
                     logger.info("the model endpoint refuses stream_options: token counts will be estimated")
                     _NO_STREAM_OPTIONS.add(self.config.llm_base_url)
+                    continue
+                if "tools" in options and _mentions(exc, TOOL_REFUSAL_HINTS):
+                    logger.warning("the model %s refuses tools: asked again without them (remembered)",
+                                   options["model"])
+                    _NO_TOOLS.add((self.config.llm_base_url, options["model"]))
                     continue
                 overflow = _mentions(exc, CONTEXT_OVERFLOW_HINTS)
                 shorter = prompt.shortened() if overflow and not shortened else None
@@ -225,12 +240,13 @@ class ChatModel:
             raise LLMError(texts.EMPTY_ANSWER, "empty answer")
         return Split(answer, reasoning if isinstance(reasoning, str) else "")
 
-    def stream(self, prompt: Prompt) -> Iterator[Delta]:
-        """The answer as it is written (``stream=True``). Opening the stream is retried like ``answer``;
-        a failure after text has arrived is not, since that text is already on screen."""
+    def stream(self, prompt: Prompt, tools: Optional[List[Dict[str, Any]]] = None) -> Iterator[Delta]:
+        """The answer as it is written (``stream=True``), with ``tools`` offered when given. Opening the
+        stream is retried like ``answer``; a failure after text has arrived is not, since that text is
+        already on screen. A round that only calls tools is a complete answer too."""
         import openai
 
-        chunks = self._create(prompt, stream=True)
+        chunks = self._create(prompt, stream=True, **({"tools": tools} if tools else {}))
         received, finished, written = False, False, []
         try:
             for chunk in chunks:
@@ -242,10 +258,11 @@ class ChatModel:
                 delta = choice.delta if choice else None
                 content = (getattr(delta, "content", None) or "") if delta else ""
                 reasoning = (getattr(delta, "reasoning_content", None) or "") if delta else ""
-                if content or reasoning:
-                    received = received or bool(content)
+                calls = _tool_call_pieces(delta)
+                if content or reasoning or calls:
+                    received = received or bool(content) or bool(calls)
                     written.append(content)
-                    yield Delta(content, reasoning if isinstance(reasoning, str) else "")
+                    yield Delta(content, reasoning if isinstance(reasoning, str) else "", calls)
         except LLMError:
             raise
         except openai.OpenAIError as exc:
@@ -280,6 +297,15 @@ class ChatModel:
             return None
         delay = self.backoff.delay(attempt, _retry_after(exc))
         return delay if fits(self.clock(), delay, deadline, MIN_ATTEMPT_SECONDS) else None
+
+
+def _tool_call_pieces(delta: Any) -> Tuple[Tuple[int, str, str, str], ...]:
+    pieces = []
+    for call in (getattr(delta, "tool_calls", None) or []) if delta is not None else []:
+        function = getattr(call, "function", None)
+        pieces.append((int(getattr(call, "index", 0) or 0), getattr(call, "id", None) or "",
+                       getattr(function, "name", None) or "", getattr(function, "arguments", None) or ""))
+    return tuple(pieces)
 
 
 def _retry_after(exc: Exception) -> Optional[float]:

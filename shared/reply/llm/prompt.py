@@ -43,6 +43,8 @@ class Prompt:
     history: Tuple[Tuple[str, str], ...] = ()
     system: Optional[str] = None
     knowledge: Optional[str] = None  # excerpts of the team's documents, as data (``knowledge/retrieve.py``)
+    now: Optional[str] = None  # the date and time in TZ, so "今天"/"明天" need no tool
+    exchange: Tuple[Dict[str, Any], ...] = ()  # this answer's tool calls and their results, after the question
 
     @property
     def has_images(self) -> bool:
@@ -50,11 +52,13 @@ class Prompt:
 
     def messages(self) -> List[Dict[str, Any]]:
         out: List[Dict[str, Any]] = [{"role": "system", "content": self.system}] if self.system else []
+        if self.now:
+            out.append({"role": "system", "content": self.now})
         if self.knowledge:
             out.append({"role": "system", "content": self.knowledge})
         for asked, answered in self.history:
             out += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
-        return out + [{"role": "user", "content": self.question}]
+        return out + [{"role": "user", "content": self.question}] + list(self.exchange)
 
     def tokens(self) -> float:
         return sum(_content_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in self.messages())
@@ -78,7 +82,7 @@ class Prompt:
 
 
 def build_prompt(question: Any, history: List[Dict[str, str]], system_prompt: Optional[str],
-                 knowledge: Optional[str] = None) -> Prompt:
+                 knowledge: Optional[str] = None, now: Optional[str] = None) -> Prompt:
     """``history`` as chat messages, oldest first (user, assistant, user, assistant ...)."""
     pairs = tuple((history[i]["content"], history[i + 1]["content"]) for i in range(0, len(history) - 1, 2))
-    return Prompt(question, pairs, system_prompt, knowledge)
+    return Prompt(question, pairs, system_prompt, knowledge, now)

@@ -1,0 +1,44 @@
+"""What a tool is to the model loop: a name, what it does, its JSON-schema parameters, and a bounded run.
+
+A tool's output is data for the model, never instructions: it travels in ``tool`` messages only,
+and every failure becomes a short text the model can work with ("the page could not be read"),
+so a tool that fails costs that tool's result, never the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Protocol, Tuple
+
+from shared.common.errors import DingbotError
+
+# OpenAI's function names: letters, digits, _ and -, at most 64.
+NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class ToolError(DingbotError):
+    """The tool could not do its job; the message is what the model is told (and the log)."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    text: str
+    sources: Tuple[str, ...] = ()  # links or names the answer used, for the one-line note in history
+
+
+class Tool(Protocol):
+    name: str
+    description: str
+    parameters: Dict[str, Any]
+
+    def status(self, arguments: Dict[str, Any]) -> str:
+        """One short line the card shows while the tool runs ("🔍 正在搜索：…")."""
+
+    def run(self, arguments: Dict[str, Any], seconds: float) -> ToolResult:
+        """Do the work within ``seconds``; raises ``ToolError``."""
+
+
+def spec(tool: Tool) -> Dict[str, Any]:
+    return {"type": "function", "function": {"name": tool.name, "description": tool.description,
+                                             "parameters": tool.parameters}}

@@ -1,0 +1,74 @@
+"""Tool: read a link the user gave, as text (``read_url``).
+
+HTML goes through ``readability`` (the Readability algorithm of Firefox's reader view, on lxml), which
+keeps an article's main text and drops menus and footers; PDF, DOCX and text go through the file
+readers the chat uses (``documents.py``). Everything within ``MAX_FILE_MB``, ``FILE_TEXT_CHARS`` and a
+time budget, through ``fetch.py``, so a link can never reach into the function's network.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from typing import Any, Dict, Sequence
+from urllib.parse import urlsplit
+
+from shared.reply.documents import Unreadable, read_document
+from shared.reply.tools.base import ToolError, ToolResult
+from shared.reply.tools.fetch import fetch
+
+TAG = re.compile(r"<[^>]+>")
+BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr|br|section|article)>|<br\s*/?>", re.I)
+
+
+def html_text(html: str) -> str:
+    """The main text of a page, as paragraphs."""
+    from readability import Document
+
+    document = Document(html)
+    title = unescape(document.short_title() or "")
+    summary = BLOCK_END.sub("\n", document.summary(html_partial=True))
+    lines = [unescape(TAG.sub("", line)).strip() for line in summary.splitlines()]
+    text = "\n".join(line for line in lines if line)
+    return f"{title}\n\n{text}" if title else text
+
+
+class ReadLink:
+    name = "read_url"
+    description = ("Open an http(s) link the user gave and read its text (web page, PDF, Word or text file). "
+                   "Use it when the user asks about the content of a link.")
+    parameters: Dict[str, Any] = {"type": "object", "properties": {
+        "url": {"type": "string", "description": "the full http(s) URL"}}, "required": ["url"]}
+
+    def __init__(self, max_bytes: int, max_chars: int, allow: Sequence[str] = ()) -> None:
+        self.max_bytes = max_bytes
+        self.max_chars = max_chars
+        self.allow = tuple(allow)
+
+    def status(self, arguments: Dict[str, Any]) -> str:
+        try:
+            host = urlsplit(str(arguments.get("url", ""))).hostname
+        except ValueError:
+            host = None
+        return f"📄 正在读取：{host or '链接'}"
+
+    def run(self, arguments: Dict[str, Any], seconds: float) -> ToolResult:
+        url = str(arguments.get("url") or "")
+        page = fetch(url, max_bytes=self.max_bytes, seconds=seconds, allow=self.allow)
+        kind = page.content_type.split(";")[0].strip().lower()
+        name = urlsplit(page.url).path.rsplit("/", 1)[-1] or "page"
+        try:
+            if kind in ("text/html", "application/xhtml+xml") or (not kind and page.body.lstrip()[:1] == b"<"):
+                charset = re.search(r"charset=([\w-]+)", page.content_type)
+                text = html_text(page.body.decode(charset.group(1) if charset else "utf-8", "replace"))
+            else:
+                if kind == "application/pdf" and not name.lower().endswith(".pdf"):
+                    name += ".pdf"
+                text = read_document(name if "." in name else name + ".txt", page.body, self.max_chars).text
+        except Unreadable as exc:
+            raise ToolError(f"{page.url} could not be read: {exc}") from None
+        except Exception as exc:  # the HTML parser on a hostile page
+            raise ToolError(f"{page.url} could not be read ({type(exc).__name__})") from None
+        cut = len(text) > self.max_chars
+        return ToolResult(f"URL: {page.url}\n\n{text[:self.max_chars]}" + ("\n\n（后文已截断）" if cut else ""),
+                          (page.url,))

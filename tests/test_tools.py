@@ -1,0 +1,160 @@
+"""The bot looks things up: a model loop with tools (links, web search), within TIMEOUT and the card budget,
+and a link reader that never becomes a way into the function's network."""
+
+import json
+
+import pytest
+from conftest import context
+
+from devstack.fake_dingtalk import callback_body
+from devstack.fake_search import FakeSearch
+from shared.receiver.dingtalk.callback import parse_callback
+
+
+@pytest.fixture
+def web():
+    server = FakeSearch().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tool_env(reply_env, web):
+    host, port = web.address
+    return {**reply_env, "TOOL_ALLOW_HOSTS": f"{host}:{port}"}
+
+
+def ask(reply, sink, text, **kwargs):
+    body = callback_body(text, webhook_base=sink.url, **kwargs)
+    status = json.loads(reply(parse_callback(json.dumps(body).encode()).to_payload(), context("reply")))["status"]
+    return status
+
+
+def said(sink):
+    return [m.get("text", {}).get("content") or m["markdown"]["text"] for m in (x["body"] for x in sink.messages)]
+
+
+def history(oss):
+    return [json.loads(p.read_text("utf-8")) for p in (oss / "dingbot" / "history").glob("*/*-turn-*")]
+
+
+def test_a_link_in_the_question_is_read_and_only_its_main_text_reaches_the_model(reply, tool_env, use_env, llm, sink,
+                                                                                 web, oss):
+    use_env(tool_env)
+    assert ask(reply, sink, f"总结一下这个链接 {web.url}/pages/3") == "answered"
+    tool_message = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][0]
+    assert "第 3 篇示例文章" in tool_message["content"] and "版权所有" not in tool_message["content"]
+    assert [t["function"]["name"] for t in llm.requests[0]["tools"]] == ["read_url"]
+    assert "第 3 篇示例文章" in said(sink)[-1]
+    [turn] = history(oss)
+    assert turn["answer"].endswith(f"（参考：{web.url}/pages/3）") and "tool" not in json.dumps(turn)
+
+
+def test_several_links_in_one_round_are_read_at_the_same_time(reply, tool_env, use_env, llm, sink, web):
+    use_env(tool_env)
+    web.page_delay = 0.3
+    assert ask(reply, sink, f"比较 {web.url}/pages/1 和 {web.url}/pages/2") == "answered"
+    assert web.most_pages_in_flight == 2
+    assert len([m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]) == 2
+
+
+@pytest.mark.parametrize("provider", ["bocha", "tavily", "searxng"])
+def test_web_search_through_each_provider_in_its_format(provider, reply, tool_env, use_env, llm, sink, web):
+    use_env({**tool_env, "SEARCH_PROVIDER": provider, "SEARCH_ENDPOINT": web.url,
+             **({"SEARCH_API_KEY": web.api_key} if provider != "searxng" else {})})
+    assert ask(reply, sink, "搜索 杭州今天的新闻") == "answered"
+    [search] = [r for r in web.requests if r["path"] in ("/v1/web-search", "/search")]
+    if provider == "searxng":
+        assert search["query"]["format"] == "json" and "杭州" in search["query"]["q"]
+    else:
+        assert search["authorization"] == f"Bearer {web.api_key}" and "杭州" in search["body"]["query"]
+    tool_message = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert f"{web.url}/pages/1" in tool_message and "示例新闻 1" in tool_message
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/pages/1", "http://localhost:{port}/pages/1",
+                                 "http://[::1]:{port}/pages/1", "http://2130706433:{port}/pages/1",
+                                 "http://0x7f.0.0.1:{port}/pages/1", "http://user@127.0.0.1:{port}/pages/1",
+                                 "http://169.254.169.254/latest/meta-data/", "http://100.100.100.200/latest/",
+                                 "file:///etc/passwd", "http://10.0.0.1/"],
+                         ids=["loopback", "name", "ipv6", "decimal", "hex", "userinfo", "link-local", "metadata",
+                              "file", "private"])
+def test_links_into_the_functions_network_are_never_fetched_and_the_answer_still_comes(
+        url, reply, reply_env, use_env, llm, sink, web):
+    use_env(reply_env)  # no TOOL_ALLOW_HOSTS: the loopback page server is off limits
+    link = url.replace("{port}", str(web.address[1]))
+    assert ask(reply, sink, f"打开 {link}") == "answered"
+    assert web.requests == [] and web.most_pages_in_flight == 0
+    tool_messages = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert not tool_messages or "failed" in tool_messages[0]["content"]
+
+
+def test_a_redirect_into_private_space_is_checked_again_and_refused(reply, tool_env, use_env, llm, sink, web):
+    from devstack.loopback import JsonHandler, LoopbackServer
+
+    class Redirect(JsonHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    hop = LoopbackServer(Redirect).start()
+    try:
+        use_env({**tool_env, "TOOL_ALLOW_HOSTS": f"127.0.0.1:{hop.address[1]}"})
+        assert ask(reply, sink, f"看看 http://127.0.0.1:{hop.address[1]}/go") == "answered"
+        tool_message = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
+        assert "169.254.169.254" in tool_message and "failed" in tool_message
+    finally:
+        hop.stop()
+
+
+def test_a_model_that_refuses_tools_is_asked_again_without_them_and_that_is_remembered(reply, tool_env, use_env,
+                                                                                        llm, sink, web):
+    use_env(tool_env)
+    llm.refuse_tools = True
+    assert [ask(reply, sink, f"看看 {web.url}/pages/1") for _ in range(2)] == ["answered", "answered"]
+    assert ["tools" in r for r in llm.requests] == [True, False, False]
+    assert "tools" not in json.dumps(said(sink), ensure_ascii=False)
+
+
+def test_tool_rounds_are_bounded_and_a_last_request_without_tools_answers(reply, tool_env, use_env, llm, sink, web):
+    use_env({**tool_env, "MAX_TOOL_ROUNDS": "2"})
+    llm.always_call = lambda messages, tools: [{"id": f"c{len(messages)}", "type": "function", "function": {
+        "name": "read_url", "arguments": json.dumps({"url": f"{web.url}/pages/1"})}}]
+    assert ask(reply, sink, "一直查下去") == "answered"
+    assert ["tools" in r for r in llm.requests] == [True, True, False]
+
+
+def test_the_card_shows_a_status_line_while_a_tool_runs_and_not_in_the_answer(reply, tool_env, use_env, llm, sink,
+                                                                              web):
+    use_env({**tool_env, "DINGTALK_APP_KEY": sink.app_key, "DINGTALK_APP_SECRET": sink.app_secret,
+             "DINGTALK_API_ENDPOINT": sink.url, "CARD_UPDATE_INTERVAL_MS": "50", "CARD_MAX_CALLS": "8"})
+    web.page_delay = 0.2
+    assert ask(reply, sink, f"读一下 {web.url}/pages/2", conversation_id="cid-tool-card") == "answered"
+    [card] = sink.cards_in("cid-tool-card")
+    assert any(u["content"].startswith("📄 正在读取：127.0.0.1") for u in card["updates"])
+    assert "正在读取" not in card["content"] and "第 2 篇示例文章" in card["content"]
+    assert sink.card_calls() <= 8
+
+
+def test_the_prompt_carries_the_date_and_time_in_tz(reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "TZ": "Asia/Shanghai"})
+    ask(reply, sink, "今天星期几")
+    clock = [m for m in llm.raw_requests[-1]["messages"] if m["role"] == "system"][0]["content"]
+    assert clock.startswith("当前时间：") and "星期" in clock and "Asia/Shanghai" in clock
+
+
+@pytest.mark.parametrize("setting, offered", [("off", None), ("read_url", ["read_url"])])
+def test_tools_can_be_turned_off_or_listed(setting, offered, reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "TOOLS": setting, "SEARCH_PROVIDER": "searxng", "SEARCH_ENDPOINT": "http://127.0.0.1:9"})
+    ask(reply, sink, "你好")
+    tools = llm.requests[-1].get("tools")
+    assert (None if tools is None else [t["function"]["name"] for t in tools]) == offered
+
+
+def test_tools_command_lists_what_is_on(reply, tool_env, use_env, llm, sink, web):
+    use_env({**tool_env, "SEARCH_PROVIDER": "tavily", "SEARCH_API_KEY": "k"})
+    ask(reply, sink, "\\tools")
+    listing = said(sink)[-1]
+    assert "read_url" in listing and "web_search" in listing and "tavily" in listing
