@@ -23,6 +23,7 @@ import requests
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
 from devstack.fake_fc import FakeFC, FunctionPool, die_with_parent
 from devstack.fake_llm import FakeLLM
+from devstack.fake_search import FakeSearch
 from devstack.loopback import LoopbackServer, PortInUse, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ class LocalStack:
         self.oss_dir = settings.state_dir / "oss"
         self.log_dir = settings.state_dir / "logs"
         self.llm: Optional[FakeLLM] = None
+        self.search: Optional[FakeSearch] = None
         self.sink: Optional[WebhookSink] = None
         self.pool: Optional[FunctionPool] = None
         self.fc: Optional[FakeFC] = None
@@ -96,8 +98,12 @@ class LocalStack:
         if s.real_model:
             env.update(s.real_model.env)
         else:
+            host, port = self.search.address
             env.update({"ENDPOINT": self.llm.url, "CHATGPT_API_KEY": OFFLINE_KEY, "USER_API_KEY": OFFLINE_KEY,
                         "MODEL": "offline-demo", "EMBEDDING_MODEL": "offline-embedding",
+                        # Offline, "搜索 …" goes to a local search service whose results the link reader opens.
+                        "SEARCH_PROVIDER": "searxng", "SEARCH_ENDPOINT": self.search.url,
+                        "TOOL_ALLOW_HOSTS": f"{host}:{port}",
                         # The offline embedding is cruder than a real one: its similarities run lower.
                         "KB_MIN_SCORE": "0.18"})
         # The local DingTalk app: pictures and files download through it; cards only with --stream.
@@ -135,6 +141,7 @@ class LocalStack:
             if not s.real_model:
                 self.llm = FakeLLM(s.llm_port, api_key=OFFLINE_KEY).start()
                 self.llm.stream_delay = s.stream_delay
+                self.search = FakeSearch().start()
             self.sink = WebhookSink(s.dingtalk_port, app_secret=s.app_secret).start()
             self.pool = FunctionPool(s.reply_dir, self.reply_environment(), s.workers, self.log_dir / "reply.log")
             self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
@@ -205,7 +212,7 @@ class LocalStack:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(self.address_file.read_text()).get("pid") == os.getpid():
                 self.address_file.unlink()
-        for server in (self.fc, self.sink, self.llm):
+        for server in (self.fc, self.sink, self.llm, self.search):
             if server:
                 server.stop()
         if self.pool:

@@ -158,3 +158,12 @@ def test_tools_command_lists_what_is_on(reply, tool_env, use_env, llm, sink, web
     ask(reply, sink, "\\tools")
     listing = said(sink)[-1]
     assert "read_url" in listing and "web_search" in listing and "tavily" in listing
+
+
+def test_make_run_offline_searches_a_local_service_and_reads_its_result(tmp_path):
+    from devstack.stack import LocalStack, StackSettings
+    with LocalStack(StackSettings(state_dir=tmp_path)) as stack:
+        searched = stack.send("搜索 今天的新闻")
+        linked = stack.send(f"总结一下 {stack.search.url}/pages/2")
+    assert f"{stack.search.url}/pages/1" in searched.replies[0]["text"]["content"]
+    assert "第 2 篇示例文章" in linked.replies[0]["text"]["content"]
