@@ -25,6 +25,7 @@ from shared.reply.dingtalk.openapi import TOKENS  # noqa: E402
 from shared.reply.knowledge import retrieve  # noqa: E402
 from shared.reply.llm import model  # noqa: E402
 from shared.reply.oss import storage  # noqa: E402
+from shared.reply.tools import mcp  # noqa: E402
 
 APP_SECRET = "test-app-secret"
 API_KEY = "sk-test-key-0123456789"
@@ -50,6 +51,7 @@ def fresh_instance() -> None:
     model._NO_TOOLS.clear()
     model._NO_STREAM_OPTIONS.clear()
     retrieve._LOADED.clear()
+    mcp._LISTED.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,7 +24,11 @@ import package  # noqa: E402
 
 PYTHON310 = package.find_python310()
 # Imported only when someone sends a file, when the bot reads a link, or (oss2) when OSS_BUCKET is set.
-LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean", "cssselect"}
+LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean", "cssselect",
+        # the MCP SDK and what only it needs, imported only when MCP_SERVERS is set
+        "mcp", "mcp_types", "attr", "attrs", "click", "cryptography", "cffi", "pycparser", "jsonschema",
+        "jsonschema_specifications", "referencing", "rpds", "jwt", "multipart", "python_multipart", "opentelemetry",
+        "sse_starlette", "starlette", "uvicorn"}
 # The link reader's readability needs chardet; the runtime's requests imports chardet whenever it is there.
 IMPORTED_BY_REQUESTS = {"chardet"}
 FC_RUNTIME = ROOT / "devstack" / "fc-python310-runtime.txt"

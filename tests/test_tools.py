@@ -167,3 +167,84 @@ def test_make_run_offline_searches_a_local_service_and_reads_its_result(tmp_path
         linked = stack.send(f"总结一下 {stack.search.url}/pages/2")
     assert f"{stack.search.url}/pages/1" in searched.replies[0]["text"]["content"]
     assert "第 2 篇示例文章" in linked.replies[0]["text"]["content"]
+
+
+# --- MCP -----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def mcp_server():
+    """A real MCP server from the official SDK, over streamable HTTP on 127.0.0.1; it records the headers it got."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from mcp.server.mcpserver.server import MCPServer
+
+    server = MCPServer("orders")
+    seen = []
+
+    @server.tool()
+    def lookup_order(order_id: str) -> str:
+        """Look up an order by its id: its status."""
+        return f"订单 {order_id}：已发货，预计明天送达"
+
+    app = server.streamable_http_app()
+
+    async def recording(scope, receive, send):
+        if scope["type"] == "http":
+            seen.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        await app(scope, receive, send)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = uvicorn.Server(uvicorn.Config(recording, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    while not runner.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/mcp", seen
+    runner.should_exit = True
+    thread.join(10)
+
+
+def call_mcp(messages, tools):
+    """A model that uses the order tool for "订单" questions."""
+    question = [m for m in messages if m["role"] == "user"][-1]["content"]
+    if "订单" not in question or any(m["role"] == "tool" for m in messages):
+        return []
+    [name] = [t["function"]["name"] for t in tools if t["function"]["name"].endswith("lookup_order")]
+    return [{"id": "c1", "type": "function", "function": {"name": name, "arguments": '{"order_id": "A-1001"}'}}]
+
+
+def test_tools_of_an_mcp_server_are_offered_prefixed_and_called(reply, reply_env, use_env, llm, sink, mcp_server):
+    from shared.reply.tools import mcp
+    mcp._LISTED.clear()
+    url, seen = mcp_server
+    use_env({**reply_env, "MCP_SERVERS": json.dumps({"shop": {"url": url, "headers": {"Authorization": "Bearer t"}}})})
+    llm.always_call = call_mcp
+    assert ask(reply, sink, "查一下订单 A-1001") == "answered"
+    offered = [t["function"]["name"] for t in llm.requests[0]["tools"]]
+    assert offered == ["read_url", "shop__lookup_order"]
+    assert "已发货" in said(sink)[-1]
+    assert seen and all(h.get("authorization") == "Bearer t" for h in seen)
+
+
+def test_an_mcp_server_that_is_down_costs_its_tools_not_the_answer(reply, reply_env, use_env, llm, sink, caplog):
+    from devstack.loopback import free_port
+    from shared.reply.tools import mcp
+    mcp._LISTED.clear()
+    use_env({**reply_env, "MCP_SERVERS": json.dumps({"down": {"url": f"http://127.0.0.1:{free_port()}/mcp"}})})
+    assert ask(reply, sink, "你好") == "answered"
+    assert [t["function"]["name"] for t in llm.requests[0]["tools"]] == ["read_url"]
+    assert "MCP server down is not available" in caplog.text
+
+
+def test_mcp_tool_names_fit_openais_function_name_pattern():
+    import re
+
+    from shared.reply.tools.mcp import function_name
+    for server, tool in (("shop", "lookup.order"), ("a" * 30, "b" * 60), ("地图", "search poi")):
+        assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function_name(server, tool))
+    assert function_name("a" * 30, "b" * 60) != function_name("a" * 30, "b" * 59 + "c")

@@ -7,10 +7,11 @@ Everything else is optional.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from shared.common.settings import EnvReader, load_once
@@ -38,6 +39,7 @@ VARIABLES = (
     "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES", "KNOWLEDGE_DIR", "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT", "EMBEDDING_API_KEY", "KB_TOP_K", "KB_MIN_SCORE", "KB_REFRESH_SECONDS",
     "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
+    "MCP_SERVERS",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -191,6 +193,7 @@ class ReplyConfig:
     search_provider: Optional[str]
     search_api_key: str
     search_endpoint: Optional[str]
+    mcp_servers: Tuple[Any, ...]
     log_level: int
 
     @property
@@ -252,6 +255,7 @@ class ReplyConfig:
             search_provider=_search_provider(read),
             search_api_key=read.text("SEARCH_API_KEY") or "",
             search_endpoint=read.url("SEARCH_ENDPOINT", "") if read.text("SEARCH_ENDPOINT") else None,
+            mcp_servers=_mcp_servers(read),
             log_level=read.log_level(),
         ))
 
@@ -268,7 +272,7 @@ def _api_key(read: EnvReader, base_url: str) -> str:
     return key
 
 
-TOOL_NAMES = ("read_url", "web_search")
+TOOL_NAMES = ("read_url", "web_search", "mcp")
 SEARCH_PROVIDERS = ("bocha", "tavily", "searxng")
 
 
@@ -282,6 +286,34 @@ def _tools(read: EnvReader) -> Tuple[str, ...]:
         read.fail("TOOLS", f"{', '.join(unknown)} unknown; use auto, off or a list of {', '.join(TOOL_NAMES)}",
                   f"{'、'.join(unknown)} 不认识；请写 auto、off 或 {'、'.join(TOOL_NAMES)} 中的几个（逗号分隔）")
     return names
+
+
+def _mcp_servers(read: EnvReader) -> Tuple[Any, ...]:
+    """``MCP_SERVERS``: ``{"name": {"url": "https://…/mcp", "headers": {…}}}``."""
+    from shared.reply.tools.mcp import Server
+
+    text = read.text("MCP_SERVERS")
+    if not text:
+        return ()
+    example = '{"amap": {"url": "https://…/mcp", "headers": {"Authorization": "Bearer …"}}}'
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
+        servers = []
+        for name, entry in document.items():
+            if not re.fullmatch(r"[a-zA-Z0-9_-]{1,30}", name) or not isinstance(entry, dict):
+                raise ValueError(f"server {name!r}: names are letters, digits, _ and -")
+            url, headers = entry.get("url"), entry.get("headers") or {}
+            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                raise ValueError(f"server {name!r} has no http(s) url")
+            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                raise ValueError(f"server {name!r}: headers must be strings")
+            servers.append(Server(name, url, tuple(sorted(headers.items()))))
+    except ValueError as exc:
+        read.fail("MCP_SERVERS", f"{exc}; e.g. {example}", f"格式不对（{exc}）；例如 {example}")
+        return ()
+    return tuple(servers)
 
 
 def _search_provider(read: EnvReader) -> Optional[str]:

@@ -1,5 +1,6 @@
 """Which tools this function offers the model: ``TOOLS`` is ``auto`` (every tool whose settings are
-present: reading links always, web search with ``SEARCH_PROVIDER``), ``off``, or a comma list."""
+present: reading links always, web search with ``SEARCH_PROVIDER``, the tools of ``MCP_SERVERS``),
+``off``, or a comma list of ``read_url``, ``web_search`` and ``mcp``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def available(config: ReplyConfig) -> List[Tool]:
     tools: List[Tool] = [ReadLink(config.max_file_bytes, config.file_text_chars, config.tool_allow_hosts)]
     if config.search_provider:
         tools.append(WebSearch(config.search_provider, config.search_api_key, config.search_endpoint))
+    if config.mcp_servers and (config.tools == ("auto",) or "mcp" in config.tools):
+        from shared.reply.tools.mcp import tools_of
+
+        tools += tools_of(config.mcp_servers)
     return tools
 
 
@@ -24,4 +29,4 @@ def tools_for(config: ReplyConfig) -> List[Tool]:
     tools = available(config)
     if config.tools == ("auto",):
         return tools
-    return [tool for tool in tools if tool.name in config.tools]
+    return [tool for tool in tools if tool.name in config.tools or ("mcp" in config.tools and "__" in tool.name)]
