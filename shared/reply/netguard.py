@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
 import requests
-from urllib3.util import parse_url
+from urllib3.util import Url, parse_url
 
 from shared.common.errors import DingbotError
 
@@ -54,14 +54,23 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_url(url: str, *, allow: Sequence[str] = (), resolver: Resolve = resolve) -> Target:
-    """The parsed, resolved target of ``url``; raises ``Refused``."""
+def parse_once(url: str) -> Tuple[str, Url]:
+    """The URL as the HTTP client will send it (``requests`` prepares it) and its parts as ``urllib3`` splits
+    it: checks look at exactly what is sent. Raises ``ValueError``."""
     prepared = requests.models.PreparedRequest()
     try:
         prepared.prepare_url(url, None)
-        parts = parse_url(prepared.url)
+        return prepared.url, parse_url(prepared.url)
     except (requests.RequestException, ValueError) as exc:
-        raise Refused(f"the URL does not parse ({type(exc).__name__})") from None
+        raise ValueError(type(exc).__name__) from None
+
+
+def check_url(url: str, *, allow: Sequence[str] = (), resolver: Resolve = resolve) -> Target:
+    """The parsed, resolved target of ``url``; raises ``Refused``."""
+    try:
+        prepared_url, parts = parse_once(url)
+    except ValueError as exc:
+        raise Refused(f"the URL does not parse ({exc})") from None
     scheme = (parts.scheme or "").lower()
     if scheme not in ("http", "https"):
         raise Refused(f"scheme {scheme or '?'} is not http(s)")
@@ -72,9 +81,9 @@ def check_url(url: str, *, allow: Sequence[str] = (), resolver: Resolve = resolv
         raise Refused("the URL has no host")
     port = parts.port or (443 if scheme == "https" else 80)
     if host in allow or f"{host}:{port}" in allow:
-        return Target(prepared.url, scheme, host, port, ())
+        return Target(prepared_url, scheme, host, port, ())
     addresses = tuple(resolver(host, port))
     private = [address for address in addresses if not is_public(address)]
     if not addresses or private:
         raise Refused(f"{host} resolves to a non-public address ({', '.join(private) or 'none'})")
-    return Target(prepared.url, scheme, host, port, addresses)
+    return Target(prepared_url, scheme, host, port, addresses)

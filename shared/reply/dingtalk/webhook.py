@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import requests
-from urllib3.util import parse_url
 
 from shared.common import log
 from shared.common.errors import WebhookError
 from shared.reply.backoff import Backoff, fits
 from shared.reply.dingtalk.session import dingtalk_session
+from shared.reply.netguard import parse_once
 
 THROTTLED_FOR_MINUTES = {130101, 130102}
 SESSION_GONE = {300001}
@@ -53,12 +53,10 @@ def check_webhook(url: str, allowed_hosts: Tuple[str, ...], expires_ms: Optional
     """Raise ``WebhookError`` unless ``url`` is an unexpired HTTPS URL on an allowed host."""
     if not isinstance(url, str) or AMBIGUOUS.search(url):
         raise WebhookError("webhook URL has user info, a backslash or an encoded separator")
-    prepared = requests.models.PreparedRequest()
     try:
-        prepared.prepare_url(url, None)
-        parts = parse_url(prepared.url)
-    except (requests.RequestException, ValueError) as exc:
-        raise WebhookError(f"webhook URL does not parse: {type(exc).__name__}") from None
+        prepared_url, parts = parse_once(url)
+    except ValueError as exc:
+        raise WebhookError(f"webhook URL does not parse: {exc}") from None
     host = (parts.host or "").lower()
     if host not in allowed_hosts:
         raise WebhookError(f"webhook host {host or '?'} is not in ALLOWED_WEBHOOK_HOSTS")
@@ -71,7 +69,7 @@ def check_webhook(url: str, allowed_hosts: Tuple[str, ...], expires_ms: Optional
         raise WebhookError(f"webhook port {parts.port} is not the HTTPS default")
     if expires_ms is not None and expires_ms <= now * 1000:
         raise WebhookError("session webhook has expired", gone=True)
-    return Webhook(prepared.url, expires_ms)
+    return Webhook(prepared_url, expires_ms)
 
 
 class WebhookSender:
