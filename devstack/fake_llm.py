@@ -13,6 +13,7 @@ in ``usage`` as OpenAI sends them (streamed: a last chunk with no choices, only 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -24,6 +25,9 @@ from typing import Any, Callable, Deque, Dict, List, Optional
 from devstack.loopback import JsonHandler, LoopbackServer
 
 LABEL = "【离线模型】"
+# A 1x1 PNG: what the offline model "draws".
+PICTURE = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
+                           "AABJRU5ErkJggg==")
 THOUGHT = "用户在问问题，我先想一想怎么回答。"
 CHUNK_CHARS = 8
 MARKDOWN_SAMPLE = "下面是示例代码：\n\n```python\ndef hello():\n    print(\"你好\")\n```\n\n- 第一点\n- 第二点"
@@ -60,6 +64,8 @@ def tool_calls_for(messages: List[Dict[str, Any]], tools: List[Dict[str, Any]]) 
         return []
     question = text_of(messages[last_user].get("content", "")) if last_user >= 0 else ""
     calls = [("read_url", {"url": url}) for url in URL.findall(question) if "read_url" in offered]
+    if "draw_image" in offered and any(w in question for w in ("画", "海报")):
+        calls.append(("draw_image", {"prompt": question}))
     if not calls and "web_search" in offered and any(w in question.lower() for w in ("搜索", "search", "新闻")):
         calls.append(("web_search", {"query": question.replace("搜索", "").strip() or question}))
     return [{"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
@@ -111,6 +117,8 @@ class FakeLLM(LoopbackServer):
         self.dripped: List[str] = []  # per drip fault: "cut" (the client hung up) or "finished"
         self.embeddings_down = False
         self.refuse_tools = False  # a model without function calling: 400 naming tools
+        self.image_format = "url"  # or "b64_json"
+        self.drawn: List[Dict[str, Any]] = []
         # Replaces the offline model's choice of tool calls (tests: a model that never stops calling tools).
         self.always_call: Optional[Callable[[List[Dict[str, Any]], List[Dict[str, Any]]], List[Dict[str, Any]]]] = None
         self.embedded = 0  # texts embedded so far
@@ -145,6 +153,8 @@ class _Handler(JsonHandler):
         body = self.read_body()
         if self.path.rstrip("/").endswith("/embeddings"):
             return self._embeddings(json.loads(body or b"{}"))
+        if self.path.rstrip("/").endswith("/images/generations"):
+            return self._image(json.loads(body or b"{}"))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -235,6 +245,17 @@ class _Handler(JsonHandler):
         with self.server.lock:
             self.server.dripped.append(outcome)
         self.close_connection = True
+
+    def _image(self, request: Dict[str, Any]) -> None:
+        """``/v1/images/generations``: a small PNG, as a URL served here or as ``b64_json`` (``image_format``)."""
+        if self.server.api_key and self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            return self.send_json(401, {"error": {"message": "Incorrect API key provided"}})
+        with self.server.lock:
+            self.server.drawn.append(request)
+        item = {"b64_json": base64.b64encode(PICTURE).decode()} if self.server.image_format == "b64_json" else \
+            {"url": f"{self.server.url}/images/drawn-{len(self.server.drawn)}.png"}
+        self.send_json(200, {"created": int(time.time()), "data": [{**item, "revised_prompt": request.get("prompt")}]})
+        return None
 
     def _embeddings(self, request: Dict[str, Any]) -> None:
         """``/v1/embeddings`` as OpenAI answers it, with the deterministic local embedding (``embed_offline``)."""

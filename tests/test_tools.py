@@ -248,3 +248,40 @@ def test_mcp_tool_names_fit_openais_function_name_pattern():
     for server, tool in (("shop", "lookup.order"), ("a" * 30, "b" * 60), ("地图", "search poi")):
         assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function_name(server, tool))
     assert function_name("a" * 30, "b" * 60) != function_name("a" * 30, "b" * 59 + "c")
+
+
+# --- drawing -------------------------------------------------------------------------------------------
+
+def test_a_drawn_picture_is_shown_in_the_chat_as_a_markdown_image(reply, reply_env, use_env, llm, sink, oss):
+    use_env({**reply_env, "IMAGE_MODEL": "wanx-v1"})
+    assert ask(reply, sink, "画一张新年海报") == "answered"
+    [request] = llm.drawn
+    assert request["model"] == "wanx-v1" and "新年海报" in request["prompt"]
+    shown = said(sink)[-1]
+    assert f"![图片]({llm.url}/images/drawn-1.png)" in shown
+    [turn] = history(oss)
+    assert "[图片]" in turn["answer"] and "drawn-1.png" not in turn["answer"]
+
+
+def test_a_picture_that_comes_back_as_data_is_shown_from_the_bucket_through_a_signed_url(
+        reply, reply_env, use_env, llm, sink):
+    from devstack.fake_oss import FakeOSS
+    server = FakeOSS().start()
+    try:
+        use_env({**reply_env, "IMAGE_MODEL": "gpt-image-1", "OSS_BUCKET": server.bucket,
+                 "OSS_ENDPOINT": server.endpoint})
+        llm.image_format = "b64_json"
+        assert ask(reply, sink, "画一只猫") == "answered"
+        [key] = [k for k in server.objects if k.startswith("dingbot/images/")]
+        shown = said(sink)[-1]
+        assert f"/{server.bucket}/{key}" in shown and "x-oss-signature=" in shown and "OSS4-HMAC-SHA256" in shown
+    finally:
+        server.stop()
+
+
+def test_without_a_bucket_a_picture_as_data_is_told_and_the_answer_still_comes(reply, reply_env, use_env, llm, sink):
+    use_env({**reply_env, "IMAGE_MODEL": "gpt-image-1"})
+    llm.image_format = "b64_json"
+    assert ask(reply, sink, "画一只猫") == "answered"
+    tool_message = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert "no OSS_BUCKET" in tool_message and "![图片]" not in said(sink)[-1]

@@ -39,7 +39,7 @@ VARIABLES = (
     "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES", "KNOWLEDGE_DIR", "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT", "EMBEDDING_API_KEY", "KB_TOP_K", "KB_MIN_SCORE", "KB_REFRESH_SECONDS",
     "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
-    "MCP_SERVERS",
+    "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -194,6 +194,8 @@ class ReplyConfig:
     search_api_key: str
     search_endpoint: Optional[str]
     mcp_servers: Tuple[Any, ...]
+    image_model: Optional[str]
+    image_base_url: str
     log_level: int
 
     @property
@@ -256,6 +258,8 @@ class ReplyConfig:
             search_api_key=read.text("SEARCH_API_KEY") or "",
             search_endpoint=read.url("SEARCH_ENDPOINT", "") if read.text("SEARCH_ENDPOINT") else None,
             mcp_servers=_mcp_servers(read),
+            image_model=read.text("IMAGE_MODEL"),
+            image_base_url=llm_base_url(read.url("IMAGE_ENDPOINT", "")) if read.text("IMAGE_ENDPOINT") else base_url,
             log_level=read.log_level(),
         ))
 
@@ -272,7 +276,7 @@ def _api_key(read: EnvReader, base_url: str) -> str:
     return key
 
 
-TOOL_NAMES = ("read_url", "web_search", "mcp")
+TOOL_NAMES = ("read_url", "web_search", "mcp", "draw_image")
 SEARCH_PROVIDERS = ("bocha", "tavily", "searxng")
 
 

@@ -33,6 +33,7 @@ from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
 from shared.reply.streaming import Answer, answer_from_events, displayed, model_events, stream_into_cards
 from shared.reply.summary import Summary
+from shared.reply.tools.draw import DrawImage
 from shared.reply.tools.registry import tools_for
 
 logger = log.get("reply")
@@ -192,7 +193,7 @@ class Replier:
 
     def _model_answer(self, message: IncomingMessage, prompt: Prompt, notes: str) -> Answer:
         """Stage four, then the card or the whole answer: the model loop's events, consumed once."""
-        tools = tools_for(self.config)
+        tools = tools_for(self.config, self.storage.image_upload())
         self.loop = ModelLoop(self.model, tools, self.config.max_tool_rounds, self.config.timeout_seconds) \
             if tools else None
         loop = self.loop
@@ -216,6 +217,12 @@ class Replier:
                             displayed(split.answer, split.reasoning, self.config.show_reasoning, notes))
         if loop is not None and loop.sources and answer.outcome == "answered":
             answer = answer._replace(note="（参考：" + "、".join(loop.sources[:5]) + "）")
+        drawn = [url for tool in tools if isinstance(tool, DrawImage) for url in tool.images]
+        if drawn and answer.outcome == "answered":
+            pictures = "\n\n".join(f"![图片]({url})" for url in drawn)
+            # After the cards, the pictures follow as a message of their own.
+            answer = answer._replace(to_post=f"{answer.posting}\n\n{pictures}" if answer.posting else pictures,
+                                     note=(answer.note + " [图片]").strip())
         return answer
 
     def _now(self) -> str:

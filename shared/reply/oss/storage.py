@@ -177,6 +177,15 @@ class Storage:
         if name:
             self._attempt("take back a command", "it stays in effect", lambda: self.history.remove(name), None)
 
+    def image_upload(self) -> Optional[Callable[[bytes], str]]:
+        """Where a drawn picture that came back as data is put to be shown: the bucket through the OSS API."""
+        blobs = self.claims.blobs if self.claims is not None else None
+        if not isinstance(blobs, ApiBlobs):
+            return None
+        from shared.reply.tools.draw import bucket_upload
+
+        return bucket_upload(blobs)
+
     def usage_today(self) -> Optional[List[Entry]]:
         """Today's usage entries (one listing), or None when they cannot be read."""
         if self.usage is None:
