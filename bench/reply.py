@@ -12,13 +12,14 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict, Iterator, Optional
 
 from bench.receiver import environment
 from bench.stats import Section
 from devstack.fake_dingtalk import callback_body, encode
 from devstack.fake_fc import die_with_parent
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.llm.model import Delta
 from shared.reply.llm.prompt import Prompt
 from shared.reply.llm.reasoning import Split
 from shared.reply.oss.claims import KEEP as CLAIMS_KEPT
@@ -28,10 +29,15 @@ ANSWER = "这是一个固定的回答，长度和一个普通回答差不多。"
 
 
 class InstantModel:
-    """The model answers at once: the figure is the function's own work."""
+    """The model answers at once, streamed or not, with or without tools: the figure is the function's own work."""
+
+    used_model, usage, overall_deadline = "instant", None, None
 
     def answer(self, prompt: Prompt) -> Split:
         return Split(ANSWER, "")
+
+    def stream(self, prompt: Prompt, tools: Optional[list] = None) -> Iterator[Delta]:
+        yield Delta(ANSWER)
 
 
 def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]:

@@ -172,7 +172,8 @@ class _SinkHandler(JsonHandler):
         if self.path.startswith("/v1.0/"):
             with self.server.changed:
                 self.server.api_calls.append({"method": self.command, "path": urlsplit(self.path).path, "body": body,
-                                              "headers": {k.lower(): v for k, v in self.headers.items()}})
+                                              "headers": {k.lower(): v for k, v in self.headers.items()},
+                                              "at": time.time()})
         return body
 
     def _admitted(self, path: str) -> bool:

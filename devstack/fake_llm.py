@@ -106,6 +106,7 @@ class FakeLLM(LoopbackServer):
         # so tests compare the conversation itself; ``raw_requests`` is exactly what arrived.
         self.requests: List[Dict[str, Any]] = []
         self.raw_requests: List[Dict[str, Any]] = []
+        self.arrivals: List[float] = []  # when each chat request arrived (time.time())
         self.faults: Deque[Dict[str, Any]] = deque()
         self.lock = threading.Lock()
         self.stream_delay = 0.0  # seconds per 8-character chunk of writing, streamed or not
@@ -163,6 +164,7 @@ class _Handler(JsonHandler):
             return
         request = json.loads(body)
         with self.server.lock:
+            self.server.arrivals.append(time.time())
             self.server.raw_requests.append(request)
             self.server.requests.append({**request, "messages": [m for m in request.get("messages", [])
                                                                   if not is_clock_line(m)]})
