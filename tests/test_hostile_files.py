@@ -198,10 +198,11 @@ def test_the_pictures_of_one_message_are_bounded_together(reply, media_env, use_
 
 
 PEAK = """
-import json, resource, sys, index
+import json, sys, index
 class Ctx: request_id = "r"; credentials = None
 status = json.loads(index.handler(sys.stdin.buffer.read(), Ctx()))["status"]
-print(json.dumps({"status": status, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]  # this program's own peak
+print(json.dumps({"status": status, "peak_mb": int(peak[0].split()[1]) / 1024}))
 """
 
 
