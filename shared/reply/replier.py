@@ -9,8 +9,10 @@ never told takes effect.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from shared.common import log
 from shared.common.errors import LLMError, WebhookError
@@ -40,6 +42,13 @@ logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
 
 
+def _in_background(call: Callable[[], Any]) -> Future:
+    """``call`` on a thread of its own; the result (``call`` never raises: storage calls fail soft)."""
+    future: Future = Future()
+    threading.Thread(target=lambda: future.set_result(call()), daemon=True).start()
+    return future
+
+
 class Undeliverable(Exception):
     """The message's session webhook cannot be used and no other way to the chat is open."""
 
@@ -52,6 +61,7 @@ class Replier:
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
     cards_used: Optional[CardStream] = field(default=None, init=False)
     loop: Optional[ModelLoop] = field(default=None, init=False)
+    today: Optional[Future] = field(default=None, init=False)
 
     @property
     def storage(self) -> Storage:
@@ -96,6 +106,9 @@ class Replier:
             logger.error("cannot answer: %s", exc)
             return "undeliverable"
         self.storage.warn_if_unavailable()
+        if self.config.quotas.active:
+            # Today's usage listing overlaps the claim and the history read; admit waits for it.
+            self.today = _in_background(self.storage.usage_today)
         if not self.storage.first_message_of(message):
             logger.warning("refused a message whose signed request already carried another message (a replay)")
             return "replayed"
@@ -174,7 +187,8 @@ class Replier:
             done = Commands(self.config, self.storage).run(command, key, message, conversation)
             return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
         if self.config.quotas.active:
-            refusal = over_quota(self.config, message, self.storage.usage_today(), self._resets())
+            today = self.today.result() if self.today is not None else self.storage.usage_today()
+            refusal = over_quota(self.config, message, today, self._resets())
             if refusal:
                 return Answer(refusal, "quota")
         try:
