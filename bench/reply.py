@@ -23,8 +23,10 @@ from shared.reply.llm.model import Delta
 from shared.reply.llm.prompt import Prompt
 from shared.reply.llm.reasoning import Split
 from shared.reply.oss.claims import KEEP as CLAIMS_KEPT
+from shared.reply.oss.usage import FOLDER
 
 ROOT = Path(__file__).resolve().parent.parent
+USAGE_FOLDER = FOLDER.strip("/")
 ANSWER = "这是一个固定的回答，长度和一个普通回答差不多。" * 4
 
 
@@ -125,8 +127,10 @@ def _measure(factory: Callable, oss: Path, sink: str, count: int, ages: tuple) -
         start = max(age, sent)
         by_age[start] = per_message_ms(one, start, count // 5, batches=5)
         sent = start + count
-    stored = sum(p.stat().st_size for p in (oss / "age").rglob("*") if p.is_file())
-    return {"length": by_length, "age": by_age, "bytes": stored}
+    files = [p for p in (oss / "age").rglob("*") if p.is_file()]
+    usage = sum(p.stat().st_size for p in files if USAGE_FOLDER in p.relative_to(oss / "age").parts)
+    return {"length": by_length, "age": by_age, "bytes": sum(p.stat().st_size for p in files) - usage,
+            "usage": usage}
 
 
 def _run(section: Section, quick: bool, sink: str) -> None:
@@ -148,7 +152,11 @@ def _run(section: Section, quick: bool, sink: str) -> None:
     row = section.add(f"growth from {full:,} to {starts[-1]:,} earlier messages (ours has reached its bounds)",
                       growth_ours, b["age"][starts[-1]] / b["age"][full], "×")
     row.target, row.met = "flat (< 1.5×)", growth_ours < 1.5
-    section.add(f"history stored after {starts[-1] + count:,} messages", o["bytes"] / 1024, b["bytes"] / 1024, "KiB")
+    messages = starts[-1] + count
+    section.add(f"history and claims stored after {messages:,} messages", o["bytes"] / 1024, b["bytes"] / 1024, "KiB")
+    section.notes.append(f"Besides, ours wrote {o['usage'] / 1024:,.0f} KiB of usage records for those {messages:,} "
+                         f"messages ({o['usage'] / messages:.0f} bytes each, one a message, a day's records folded "
+                         "into one summary after USAGE_KEEP_DAYS); the baseline keeps no usage.")
     section.notes.append("In-process, warm, the model stubbed to answer at once; each message reads and writes the "
                          "history on a local disk standing in for the OSS mount and posts the answer to a loopback "
                          "webhook, best of several batches. Ours also claims the msgId before answering (a "
