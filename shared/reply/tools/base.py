@@ -39,6 +39,25 @@ class Tool(Protocol):
         """Do the work within ``seconds``; raises ``ToolError``."""
 
 
+def one_string(name: str, description: str) -> Dict[str, Any]:
+    """The JSON schema of a tool that takes one required string argument (a query, a prompt, a link)."""
+    return {"type": "object", "properties": {name: {"type": "string", "description": description}},
+            "required": [name]}
+
+
+def text_argument(arguments: Dict[str, Any], name: str) -> str:
+    """The model's string argument ``name``, stripped; a tool asked with it empty cannot do anything useful."""
+    value = str(arguments.get(name) or "").strip()
+    if not value:
+        raise ToolError(f"empty {name}")
+    return value
+
+
+def status_line(label: str, arguments: Dict[str, Any], name: str, width: int) -> str:
+    """The card's line while a tool runs: what it does and the start of what it was asked."""
+    return f"{label}：{str(arguments.get(name) or '')[:width]}"
+
+
 def spec(tool: Tool) -> Dict[str, Any]:
     return {"type": "function", "function": {"name": tool.name, "description": tool.description,
                                              "parameters": tool.parameters}}

@@ -16,7 +16,7 @@ import base64
 import uuid
 from typing import Any, Callable, Dict, List, Optional
 
-from shared.reply.tools.base import ToolError, ToolResult
+from shared.reply.tools.base import ToolError, ToolResult, one_string, status_line, text_argument
 
 SIGNED_URL_SECONDS = 7 * 24 * 3600  # the longest a V4-signed URL may live
 SIZE = "1024x1024"
@@ -28,9 +28,7 @@ class DrawImage:
     name = "draw_image"
     description = ("Draw a picture (poster, illustration, photo-like image) from a detailed description. "
                    "The picture is shown to the user automatically; describe it briefly in the answer.")
-    parameters: Dict[str, Any] = {"type": "object", "properties": {
-        "prompt": {"type": "string", "description": "a detailed description of the picture to draw"}},
-        "required": ["prompt"]}
+    parameters: Dict[str, Any] = one_string("prompt", "a detailed description of the picture to draw")
 
     def __init__(self, base_url: str, api_key: str, model: str, upload: Optional[Upload]) -> None:
         self.base_url = base_url
@@ -40,14 +38,12 @@ class DrawImage:
         self.images: List[str] = []
 
     def status(self, arguments: Dict[str, Any]) -> str:
-        return f"🎨 正在画图：{str(arguments.get('prompt', ''))[:20]}"
+        return status_line("🎨 正在画图", arguments, "prompt", 20)
 
     def run(self, arguments: Dict[str, Any], seconds: float) -> ToolResult:
         import openai
 
-        prompt = str(arguments.get("prompt") or "").strip()
-        if not prompt:
-            raise ToolError("empty prompt")
+        prompt = text_argument(arguments, "prompt")
         client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=seconds, max_retries=0)
         try:
             answer = client.images.generate(model=self.model, prompt=prompt, n=1, size=SIZE)

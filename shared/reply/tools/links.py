@@ -14,7 +14,7 @@ from typing import Any, Dict, Sequence
 from urllib.parse import urlsplit
 
 from shared.reply.documents import Unreadable, read_document
-from shared.reply.tools.base import ToolError, ToolResult
+from shared.reply.tools.base import ToolError, ToolResult, one_string
 from shared.reply.tools.fetch import fetch
 
 TAG = re.compile(r"<[^>]+>")
@@ -37,8 +37,7 @@ class ReadLink:
     name = "read_url"
     description = ("Open an http(s) link the user gave and read its text (web page, PDF, Word or text file). "
                    "Use it when the user asks about the content of a link.")
-    parameters: Dict[str, Any] = {"type": "object", "properties": {
-        "url": {"type": "string", "description": "the full http(s) URL"}}, "required": ["url"]}
+    parameters: Dict[str, Any] = one_string("url", "the full http(s) URL")
 
     def __init__(self, max_bytes: int, max_chars: int, allow: Sequence[str] = ()) -> None:
         self.max_bytes = max_bytes

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import requests
 
-from shared.reply.tools.base import ToolError, ToolResult
+from shared.reply.tools.base import ToolError, ToolResult, one_string, status_line, text_argument
 
 PROVIDERS = {"bocha": "https://api.bochaai.com", "tavily": "https://api.tavily.com", "searxng": ""}
 RESULTS = 6
@@ -66,9 +66,7 @@ class WebSearch:
     name = "web_search"
     description = ("Search the web for current information (news, prices, facts after your training). "
                    "Returns titles, links and snippets; cite the links you use.")
-    parameters: Dict[str, Any] = {"type": "object", "properties": {
-        "query": {"type": "string", "description": "what to search for, in the user's language"}},
-        "required": ["query"]}
+    parameters: Dict[str, Any] = one_string("query", "what to search for, in the user's language")
 
     def __init__(self, provider: str, key: str, endpoint: Optional[str],
                  session: Optional[requests.Session] = None) -> None:
@@ -78,12 +76,10 @@ class WebSearch:
         self.session = session or requests.Session()
 
     def status(self, arguments: Dict[str, Any]) -> str:
-        return f"🔍 正在搜索：{str(arguments.get('query', ''))[:30]}"
+        return status_line("🔍 正在搜索", arguments, "query", 30)
 
     def run(self, arguments: Dict[str, Any], seconds: float) -> ToolResult:
-        query = str(arguments.get("query") or "").strip()
-        if not query:
-            raise ToolError("empty query")
+        query = text_argument(arguments, "query")
         try:
             results = CALLS[self.provider](self.session, self.base, self.key, query, seconds)
         except requests.RequestException as exc:
