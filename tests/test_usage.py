@@ -10,6 +10,7 @@ from conftest import context
 from devstack.fake_dingtalk import callback_body
 from devstack.fake_llm import offline_answer, token_usage
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply import texts
 from shared.reply.admit import over_quota
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.blobs import MountBlobs
@@ -90,6 +91,19 @@ def test_the_daily_message_limit_holds_at_its_edge_and_commands_still_work(reply
     assert "你今天的提问次数已达到上限（2）" in refusal and "00:00（Asia/Shanghai）恢复" in refusal
     assert ask(reply, sink, "\\help", conversation_id="cid-q")[0] == "help"
     assert ask(reply, sink, "别人的问题", conversation_id="cid-q", sender_staff_id="staff-other")[0] == "answered"
+
+
+def test_an_unexpected_failure_reading_todays_usage_fails_the_message_and_frees_it_for_a_redelivery(
+        reply, reply_env, use_env, llm, sink, monkeypatch):
+    from shared.reply.oss.storage import Storage
+
+    use_env({**reply_env, "QUOTA_USER_DAILY_MESSAGES": "2"})
+    monkeypatch.setattr(Storage, "usage_today", lambda self: {}["a listing the code did not expect"])
+    assert ask(reply, sink, "问题", msg_id="msg-unlisted", conversation_id="cid-u")[0] == "internal-error"
+    assert llm.requests == [] and said(sink) == [texts.INTERNAL]
+    monkeypatch.undo()
+    use_env({**reply_env, "QUOTA_USER_DAILY_MESSAGES": "2"})
+    assert ask(reply, sink, "问题", msg_id="msg-unlisted", conversation_id="cid-u")[0] == "answered"
 
 
 def test_exempt_users_and_token_limits(reply, reply_env, use_env, llm, sink):

@@ -43,9 +43,17 @@ ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
 
 
 def _in_background(call: Callable[[], Any]) -> Future:
-    """``call`` on a thread of its own; the result (``call`` never raises: storage calls fail soft)."""
+    """``call`` on a thread of its own. Whatever it raises is raised again by ``result()``, in the
+    stage that waits for it, so an unexpected failure takes the same path as if it ran there."""
     future: Future = Future()
-    threading.Thread(target=lambda: future.set_result(call()), daemon=True).start()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to the waiting stage, not swallowed
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
     return future
 
 
