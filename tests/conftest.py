@@ -27,6 +27,13 @@ from shared.reply.llm import model  # noqa: E402
 from shared.reply.oss import storage  # noqa: E402
 from shared.reply.tools import mcp  # noqa: E402
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest makes ``--basetemp`` (``.local/pytest``) but not its parents; a fresh clone has no ``.local``."""
+    if config.option.basetemp:
+        Path(config.option.basetemp).parent.mkdir(parents=True, exist_ok=True)
+
+
 APP_SECRET = "test-app-secret"
 API_KEY = "sk-test-key-0123456789"
 
