@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-import uuid
 from typing import Callable, Dict, Mapping, Optional
 from urllib.parse import quote
+
+from shared.common.random_ids import random_id
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 
@@ -39,7 +40,7 @@ def authorization(method: str, path: str, query: Mapping[str, str], headers: Map
 def signed_headers(*, method: str, host: str, path: str, action: str, version: str, body: bytes,
                    headers: Mapping[str, str], access_key_id: str, access_key_secret: str,
                    security_token: Optional[str] = None, query: Optional[Mapping[str, str]] = None,
-                   clock: Callable[[], float] = time.time, nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
+                   clock: Callable[[], float] = time.time, nonce: Callable[[], str] = random_id,
                    ) -> Dict[str, str]:
     """Every header of an ROA-style OpenAPI request, ``Authorization`` included."""
     payload_hash = hashlib.sha256(body).hexdigest()

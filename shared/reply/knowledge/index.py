@@ -19,12 +19,12 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from shared.common import log
+from shared.common.random_ids import random_id
 from shared.reply.documents import Unreadable
 from shared.reply.knowledge.chunking import SUFFIXES, Chunk, chunk_document
 from shared.reply.knowledge.embeddings import Embedder
@@ -82,7 +82,7 @@ def load(folder: Path) -> Optional[Index]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    temp = path.with_name(f".tmp-{random_id()}-{path.name}")
     temp.write_bytes(data)
     os.replace(temp, path)
 

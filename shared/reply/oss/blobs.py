@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Protocol, Tuple
+
+from shared.common.random_ids import random_id
 
 TEMP_PREFIX = ".tmp-"
 
@@ -121,7 +122,7 @@ class MountBlobs:
     def write(self, name: str, data: bytes) -> None:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
+        temp = path.with_name(f"{TEMP_PREFIX}{random_id()}-{path.name}")
         try:
             # No fsync: on the OSS mount close() uploads the whole object, and FC's local disk does
             # not outlive the instance.

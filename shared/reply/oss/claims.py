@@ -20,11 +20,11 @@ most ``KEEP`` per conversation.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from shared.common import log
+from shared.common.random_ids import random_id
 from shared.reply.oss.blobs import Blobs, decode, encode
 from shared.reply.oss.history import digest
 
@@ -61,7 +61,7 @@ class Claims:
     def claim(self, key: str, msg_id: str, ttl_ms: int) -> Optional[Claim]:
         """This invocation's claim on ``msg_id``, or None when it was answered or is being answered.
         Raises ``OSError`` when the storage cannot be reached."""
-        owner = uuid.uuid4().hex
+        owner = random_id()
         stem = self.folder(key) + digest(msg_id, 32)
         for generation in range(1, MAX_GENERATIONS + 1):
             name = f"{stem}-{generation}.json"

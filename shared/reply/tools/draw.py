@@ -13,9 +13,9 @@ so it does not depend on the model copying a long URL.
 from __future__ import annotations
 
 import base64
-import uuid
 from typing import Any, Callable, Dict, List, Optional
 
+from shared.common.random_ids import random_id
 from shared.reply.tools.base import ToolError, ToolResult, one_string, status_line, text_argument
 
 SIGNED_URL_SECONDS = 7 * 24 * 3600  # the longest a V4-signed URL may live
@@ -65,7 +65,7 @@ def bucket_upload(blobs: Any) -> Upload:
     """Put a PNG in the bucket (``ApiBlobs``) and return a V4-signed GET URL for it."""
 
     def upload(data: bytes) -> str:
-        name = f"images/{uuid.uuid4().hex}.png"
+        name = f"images/{random_id()}.png"
         blobs.write(name, data)
         return blobs.bucket.sign_url("GET", blobs.prefix + name, SIGNED_URL_SECONDS, slash_safe=True)
 
