@@ -45,8 +45,9 @@ class InstantModel:
 def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]:
     """The real FC entry (config, claim, history, prompt, webhook), the model swapped for an instant one."""
     import shared.reply.app
+    import shared.reply.llm.model
 
-    shared.reply.app.ChatModel = lambda config: InstantModel()
+    shared.reply.llm.model.ChatModel = lambda config: InstantModel()
     env = {"CHATGPT_API_KEY": "k", "OSS_MOUNT_POINT": str(oss), "HISTORY_LENGTH": str(history_length),
            "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1"}
 

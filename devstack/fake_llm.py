@@ -123,6 +123,7 @@ class FakeLLM(LoopbackServer):
         # Replaces the offline model's choice of tool calls (tests: a model that never stops calling tools).
         self.always_call: Optional[Callable[[List[Dict[str, Any]], List[Dict[str, Any]]], List[Dict[str, Any]]]] = None
         self.embedded = 0  # texts embedded so far
+        self.embedding_arrivals: List[float] = []  # when each embeddings request arrived (time.time())
 
     @property
     def base_url(self) -> str:
@@ -271,6 +272,7 @@ class _Handler(JsonHandler):
             return self.send_json(400, {"error": {"message": "input must be 1 to 10 strings", "type": "invalid"}})
         with self.server.lock:
             self.server.embedded += len(inputs)
+            self.server.embedding_arrivals.append(time.time())
         self.send_json(200, {"object": "list", "model": request.get("model"), "data": [
             {"object": "embedding", "index": i, "embedding": embed_offline(text)} for i, text in enumerate(inputs)],
             "usage": {"prompt_tokens": sum(len(t) for t in inputs), "total_tokens": sum(len(t) for t in inputs)}})

@@ -171,12 +171,12 @@ def test_a_reader_that_blows_up_is_one_sentence_too(reply, media_env, use_env, l
 
 def test_an_unexpected_failure_before_the_answer_releases_the_claim(reply, media_env, use_env, llm, sink, oss,
                                                                       monkeypatch):
-    from shared.reply import replier
+    from shared.reply.llm import prompt
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(replier, "build_prompt", broken)
+    monkeypatch.setattr(prompt, "build_prompt", broken)
     use_env(media_env)
     status = json.loads(reply(file_event(sink, "a.pdf", fixtures.pdf("x")), context("reply")))["status"]
     assert status == "internal-error" and claim_states(oss) == []

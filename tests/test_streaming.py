@@ -14,6 +14,7 @@ from devstack.fake_dingtalk import QPS_LIMITED, callback_body
 from devstack.fake_llm import THOUGHT, offline_answer
 from shared.common.errors import ConfigError
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply import texts
 from shared.reply.config import BUILTIN_CARD_TEMPLATE, CardSettings, DingTalkApp, ReplyConfig
 from shared.reply.dingtalk.cards import CardStream
 from shared.reply.dingtalk.openapi import OpenApi, TokenCache
@@ -184,6 +185,35 @@ def test_a_spent_monthly_quota_answers_through_the_webhook_and_is_remembered_by_
 
 
 # --- falling back --------------------------------------------------------------------------------
+
+def test_the_card_shows_before_the_knowledge_search_and_the_model(reply, stream_env, use_env, llm, sink, tmp_path):
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "手册.md").write_text("# 报销\n报销单每月 25 日前提交。", "utf-8")
+    use_env({**stream_env, "KNOWLEDGE_DIR": str(tmp_path / "kb"), "EMBEDDING_ENDPOINT": llm.url})
+    assert ask(reply, sink, "报销什么时候提交", conversation_id="cid-order") == "answered"
+    created = next(c["at"] for c in sink.api_calls if c["path"].endswith("/createAndDeliver"))
+    assert llm.embedding_arrivals and created < min(llm.embedding_arrivals) < llm.arrivals[0]
+    assert llm.raw_requests and "报销" in json.dumps(llm.raw_requests[0], ensure_ascii=False)
+
+
+def test_an_unexpected_failure_after_the_card_showed_closes_it_with_one_sentence(reply, stream_env, use_env, llm,
+                                                                                  sink, monkeypatch):
+    from shared.reply.llm import prompt
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    use_env(stream_env)
+    with monkeypatch.context() as patched:
+        patched.setattr(prompt, "build_prompt", broken)
+        assert ask(reply, sink, "你好", conversation_id="cid-bug", msg_id="msg-bug") == "internal-error"
+    [card] = sink.cards_in("cid-bug")
+    assert card["finalized"] and card["error"] and card["content"] == texts.INTERNAL
+    assert sink.messages == [] and llm.requests == []
+    # Nothing was answered, so the claim is free: DingTalk's redelivery is answered.
+    assert ask(reply, sink, "你好", conversation_id="cid-bug", msg_id="msg-bug") == "answered"
+
+
 
 def test_card_that_cannot_be_created_falls_back_to_the_webhook(reply, stream_env, use_env, llm, sink, caplog):
     use_env(stream_env)

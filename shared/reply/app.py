@@ -20,7 +20,6 @@ from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import card_factory
 from shared.reply.dingtalk.openapi import OpenApi
 from shared.reply.dingtalk.webhook import WebhookSender
-from shared.reply.llm.model import ChatModel
 from shared.reply.oss.storage import Storage
 from shared.reply.replier import Replier
 
@@ -61,13 +60,15 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
         if config.app:
             log.add_secret(config.app.app_secret)
         sender = WebhookSender(config.allowed_webhook_hosts)
+        replier: Optional[Replier] = None
         try:
             storage = Storage.open(config, getattr(context, "credentials", None), getattr(context, "region", None))
             delivery = Delivery(config, sender, storage, OpenApi(config.app) if config.app else None)
-            replier = Replier(config, delivery, ChatModel(config), card_factory(config.card, config.app))
+            replier = Replier(config, delivery, cards=card_factory(config.card, config.app))
             status = replier.process(message)
         except Exception:
             logger.exception("unexpected failure")
-            _tell(sender, message, texts.INTERNAL)
+            if replier is None or not replier.fail_open_card(texts.INTERNAL):
+                _tell(sender, message, texts.INTERNAL)
             status = "internal-error"
     return json.dumps({"status": status})

@@ -16,7 +16,6 @@ from typing import List, Optional
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.config import ReplyConfig
-from shared.reply.knowledge.index import load as load_index
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import Entry, Totals, short, zone_of
@@ -88,6 +87,8 @@ class Commands:
 
     def _knowledge(self) -> Outcome:
         """The documents of the knowledge folder's index and when it was built."""
+        from shared.reply.knowledge.index import load as load_index
+
         folder = Path(self.config.knowledge_dir)
         if not folder.is_dir():
             return Outcome(texts.KB_NONE, "kb")

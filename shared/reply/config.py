@@ -294,11 +294,11 @@ def _tools(read: EnvReader) -> Tuple[str, ...]:
 
 def _mcp_servers(read: EnvReader) -> Tuple[Any, ...]:
     """``MCP_SERVERS``: ``{"name": {"url": "https://…/mcp", "headers": {…}}}``."""
-    from shared.reply.tools.mcp import Server
-
     text = read.text("MCP_SERVERS")
     if not text:
         return ()
+    from shared.reply.tools.mcp import Server
+
     example = '{"amap": {"url": "https://…/mcp", "headers": {"Authorization": "Bearer …"}}}'
     try:
         document = json.loads(text)

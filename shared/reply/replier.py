@@ -4,6 +4,11 @@ Order matters for "exactly once": the msgId is claimed before any model call, a 
 recorded only after DingTalk accepted the answer, and when nothing reached the user the claim
 (and any command's record) is given back, so a redelivery can answer and nothing the user was
 never told takes effect.
+
+The first card is delivered as soon as the question is known, before the knowledge search and the
+model stage: those (and the model SDK) are imported where they are first used, so on a cold
+instance the card already shows while they load, and a slow embeddings call keeps nobody waiting
+in front of an empty chat.
 """
 
 from __future__ import annotations
@@ -12,31 +17,30 @@ import datetime as dt
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from shared.common import log
 from shared.common.errors import LLMError, WebhookError
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.admit import not_allowed, over_quota
+from shared.reply.answer import Answer
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
-from shared.reply.knowledge import retrieve as knowledge
-from shared.reply.llm.loop import Event, ModelLoop
-from shared.reply.llm.model import ChatModel
-from shared.reply.llm.prompt import Prompt, build_prompt
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.storage import Storage
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
-from shared.reply.streaming import Answer, answer_from_events, displayed, model_events, stream_into_cards
 from shared.reply.summary import Summary
-from shared.reply.tools.draw import DrawImage
-from shared.reply.tools.registry import tools_for
+
+if TYPE_CHECKING:  # imported at run time by the stages after the first card (module docstring)
+    from shared.reply.llm.loop import Event, ModelLoop
+    from shared.reply.llm.model import ChatModel
+    from shared.reply.llm.prompt import Prompt
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
@@ -65,7 +69,7 @@ class Undeliverable(Exception):
 class Replier:
     config: ReplyConfig
     delivery: Delivery
-    model: ChatModel
+    model: Optional[ChatModel] = None  # made from ``config`` when the model stage first needs it
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
     cards_used: Optional[CardStream] = field(default=None, init=False)
     loop: Optional[ModelLoop] = field(default=None, init=False)
@@ -74,6 +78,19 @@ class Replier:
     @property
     def storage(self) -> Storage:
         return self.delivery.storage
+
+    def fail_open_card(self, reason: str) -> bool:
+        """After an unexpected failure: a card still showing "thinking" is closed with ``reason``, so it does not
+        spin for ever. True when the card now says so (and the chat needs no second message)."""
+        cards = self.cards_used
+        if cards is None or not cards.cards or cards.closed:
+            return False
+        try:
+            cards.fail("", reason)
+        except CardError as exc:
+            logger.warning("could not close the card after a failure: %s", exc)
+            return False
+        return True
 
     def _webhook(self, message: IncomingMessage) -> Optional[Webhook]:
         """The checked session webhook; None when it has expired but the robot OpenAPI can answer."""
@@ -96,7 +113,8 @@ class Replier:
         finally:
             summary.outcome = outcome
             summary.storage = self.storage.mode
-            summary.model, summary.usage = self.model.used_model, self.model.usage
+            if self.model is not None:
+                summary.model, summary.usage = self.model.used_model, self.model.usage
             summary.shown(self.delivery.first_sent)
             if self.cards_used is not None:
                 summary.card_calls = self.cards_used.calls
@@ -206,25 +224,48 @@ class Replier:
             if isinstance(exc, DownloadError) and exc.quota_spent:
                 self.delivery.note_quota_spent(exc.code)
             return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
+        cards = self._first_card(message)
+        from shared.reply.knowledge import retrieve as knowledge
+        from shared.reply.llm.prompt import build_prompt
+
         found = knowledge.find(self.config, message.question)
         prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
                               conversation.persona or self.config.system_prompt,
                               found.for_prompt() if found else None, self._now())
         notes = "\n".join(question.notes + ([found.sources()] if found else []))
-        return self._model_answer(message, prompt, notes)._replace(asked=question.for_history)
+        return self._model_answer(cards, prompt, notes)._replace(asked=question.for_history)
 
-    def _model_answer(self, message: IncomingMessage, prompt: Prompt, notes: str) -> Answer:
-        """Stage four, then the card or the whole answer: the model loop's events, consumed once."""
+    def _first_card(self, message: IncomingMessage) -> Optional[CardStream]:
+        """The card the answer will stream into, already showing; None when the answer goes as messages."""
+        cards = self.cards(message) if self.delivery.openapi_usable() else None
+        self.cards_used = cards
+        if cards is None:
+            return None
+        try:
+            cards.start()
+        except CardError as exc:
+            self._card_error(exc)
+            logger.warning("card streaming unavailable, answering through the session webhook: %s", exc)
+            return None
+        return cards
+
+    def _model_answer(self, cards: Optional[CardStream], prompt: Prompt, notes: str) -> Answer:
+        """Stage four, into the card or as the whole answer: the model loop's events, consumed once."""
+        from shared.reply.llm.loop import ModelLoop
+        from shared.reply.llm.model import ChatModel
+        from shared.reply.streaming import answer_from_events, displayed, model_events, stream_into_cards
+        from shared.reply.tools.draw import DrawImage
+        from shared.reply.tools.registry import tools_for
+
+        model = self.model = self.model or ChatModel(self.config)
         tools = tools_for(self.config, self.storage.image_upload())
-        self.loop = ModelLoop(self.model, tools, self.config.max_tool_rounds, self.config.timeout_seconds) \
+        self.loop = ModelLoop(model, tools, self.config.max_tool_rounds, self.config.timeout_seconds) \
             if tools else None
         loop = self.loop
 
         def events() -> Iterator[Event]:
-            return loop.run(prompt) if loop else model_events(self.model, prompt)
+            return loop.run(prompt) if loop else model_events(model, prompt)
 
-        cards = self.cards(message) if self.delivery.openapi_usable() else None
-        self.cards_used = cards
         answer: Optional[Answer] = None
         if cards is not None:
             answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, notes)
@@ -232,7 +273,7 @@ class Replier:
             answer = answer_from_events(events(), self.config.show_reasoning, notes)
         if answer is None:
             try:
-                split = self.model.answer(prompt)
+                split = model.answer(prompt)
             except LLMError as exc:
                 return Answer(exc.user_message, "llm-error")
             answer = Answer(split.answer, "answered",

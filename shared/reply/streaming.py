@@ -7,11 +7,12 @@ show (a card step failed, or the call budget ran out) is returned to be posted a
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, NamedTuple, Optional
+from typing import Callable, Iterator
 
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
+from shared.reply.answer import Answer
 from shared.reply.dingtalk.cards import CardError, CardStream
 from shared.reply.llm.loop import REASONING, STATUS, TEXT, Event
 from shared.reply.llm.model import ChatModel
@@ -19,24 +20,6 @@ from shared.reply.llm.prompt import Prompt
 from shared.reply.llm.reasoning import split_reasoning, with_reasoning
 
 logger = log.get("streaming")
-
-
-class Answer(NamedTuple):
-    """What the model said (what history keeps), what happened, and what still has to be posted as
-    messages (None: all of ``text``; "": nothing, the cards showed it). ``asked`` is the question as
-    history keeps it, when it differs from the message's text (pictures, files, quotes)."""
-
-    text: str
-    outcome: str
-    to_post: Optional[str] = None
-    record: Optional[str] = None
-    asked: Optional[str] = None
-    plain: bool = False  # echoes the user's text: sent as text, never as markdown
-    note: str = ""  # kept in history after the answer: the sources the tools used, one line
-
-    @property
-    def posting(self) -> str:
-        return self.text if self.to_post is None else self.to_post
 
 
 def displayed(answer: str, reasoning: str, show_reasoning: bool, notes: str = "") -> str:
@@ -90,15 +73,8 @@ def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str
 
 
 def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning: bool,
-                      on_card_error: Callable[[CardError], None], notes: str = "") -> Optional[Answer]:
-    """None when no card could be created (the caller answers the usual way). ``events`` is started only
-    once the first card exists."""
-    try:
-        cards.start()
-    except CardError as exc:
-        on_card_error(exc)
-        logger.warning("card streaming unavailable, answering through the session webhook: %s", exc)
-        return None
+                      on_card_error: Callable[[CardError], None], notes: str = "") -> Answer:
+    """The answer in ``cards``, whose first card is showing; ``events`` is started only once the first card exists."""
     showing = True
 
     def step(action: Callable[[], object]) -> bool:

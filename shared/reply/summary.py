@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from shared.common import log
-from shared.reply.llm.model import Usage
 from shared.reply.oss.history import digest
+
+if TYPE_CHECKING:  # the model stage loads after the first card (replier.py)
+    from shared.reply.llm.model import Usage
 
 EVENT = "dingbot.message"
 

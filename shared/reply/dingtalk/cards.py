@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from shared.common.errors import DingbotError
 from shared.common.message import IncomingMessage
+from shared.common.random_ids import random_id
 from shared.reply.config import CardSettings, DingTalkApp
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.dingtalk.split import split_message
@@ -106,6 +106,7 @@ class CardStream:
         self.updates = 0
         self.next_update_at = float("-inf")
         self.overflow: Optional[int] = None  # index of the first part no card will show
+        self.closed = False  # the answer is finished or failed: no call changes the cards any more
 
     # --- the calls --------------------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ class CardStream:
             raise CardError(str(exc), code=exc.code, quota_spent=exc.quota_spent) from None
 
     def _create(self) -> _Card:
-        card = _Card(f"dingbot-{uuid.uuid4().hex}")
+        card = _Card(f"dingbot-{random_id()}")
         params = {"flowStatus": PROCESSING} if self.settings.builtin else {self.settings.content_key: ""}
         answer = self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
             "cardTemplateId": self.settings.template_id, "outTrackId": card.out_track_id, "callbackType": "STREAM",
@@ -141,7 +142,7 @@ class CardStream:
             self._status(card, INPUTTING, card.shown)
             card.inputting = True
         self._call("card streaming update", "PUT", "/v1.0/card/streaming", {
-            "outTrackId": card.out_track_id, "guid": uuid.uuid4().hex, "key": self.settings.content_key,
+            "outTrackId": card.out_track_id, "guid": random_id(), "key": self.settings.content_key,
             "content": text, "isFull": True, "isFinalize": final, "isError": error})
         card.shown = text
         self._mark_shown(text)
@@ -210,6 +211,7 @@ class CardStream:
         parts = self._parts(text)
         self._advance(parts)
         self._close(self.cards[-1], parts[len(self.cards) - 1])
+        self.closed = True
         return "".join(parts[len(self.cards):])
 
     def fail(self, text: str, reason: str) -> None:
@@ -220,6 +222,7 @@ class CardStream:
         if current and len(current) > room:
             current = current[:room] + "…"
         self._close(self.cards[-1], f"{current}\n\n{reason}" if current else reason, error=True)
+        self.closed = True
 
 
 CardFactory = Callable[[IncomingMessage], Optional[CardStream]]

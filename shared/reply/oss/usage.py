@@ -16,6 +16,7 @@ instances folding the same day write the same summary.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional
@@ -91,8 +92,14 @@ class Calendar:
     """Days as the team counts them: in ``TZ`` (default Asia/Shanghai)."""
 
     def __init__(self, tz_name: str, clock: Callable[[], float] = time.time) -> None:
-        self.zone = zone_of(tz_name)
+        self.tz_name = tz_name
         self.clock = clock
+
+    @functools.cached_property
+    def zone(self) -> dt.tzinfo:
+        """Resolved on first use: ``zoneinfo`` reads the system's configuration when imported (a few ms of
+        a cold start), and a message that needs no day or time is answered without it."""
+        return zone_of(self.tz_name)
 
     def day(self, at_seconds: Optional[float] = None) -> str:
         moment = self.clock() if at_seconds is None else at_seconds
