@@ -29,8 +29,9 @@ LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean",
         "mcp", "mcp_types", "attr", "attrs", "click", "cryptography", "cffi", "pycparser", "jsonschema",
         "jsonschema_specifications", "referencing", "rpds", "jwt", "multipart", "python_multipart", "opentelemetry",
         "sse_starlette", "starlette", "uvicorn"}
-# The link reader's readability needs chardet; the runtime's requests imports chardet whenever it is there.
-IMPORTED_BY_REQUESTS = {"chardet"}
+# The link reader's readability needs chardet, which the runtime's requests would import at start-up if it
+# could find it: the package keeps it in on_demand/, off sys.path until a link is read.
+ON_DEMAND = {"chardet"}
 FC_RUNTIME = ROOT / "devstack" / "fc-python310-runtime.txt"
 needs_310 = pytest.mark.skipif(PYTHON310 is None, reason="no CPython 3.10 on this machine to act as the FC runtime")
 
@@ -87,7 +88,8 @@ def test_receiver_zip_carries_no_third_party_package_and_stays_under_one_mib(bui
 
 def test_every_bundled_distribution_is_pinned_by_the_lock(built):
     dist, _ = built
-    names = zipfile.ZipFile(dist / "dingtalk_chatgpt_reply.zip").namelist()
+    names = [n.removeprefix(f"{package.ON_DEMAND_DIR}/")
+             for n in zipfile.ZipFile(dist / "dingtalk_chatgpt_reply.zip").namelist()]
     dist_infos = {n.split("/")[0][:-len(".dist-info")] for n in names if n.split("/")[0].endswith(".dist-info")}
     shipped = {f"{package.normal_name(name)}=={version}" for name, version in (d.rsplit("-", 1) for d in dist_infos)}
     assert shipped and shipped == set(package.bundled_pins("dingtalk_chatgpt_reply"))
@@ -140,26 +142,64 @@ print(json.dumps({{"status": status, "modules": sorted({{m.split(".")[0] for m i
     assert outcome["status"] == "answered" and outcome["openai"].startswith(str(code))
     assert "你好" in sink.wait_for(1)[0]["text"]["content"]
     carried = {p.name.removesuffix(".py") for p in code.iterdir() if (p.is_dir() or p.suffix == ".py")
-               and p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
+               and p.name not in ("index.py", "__pycache__", package.ON_DEMAND_DIR)
+               and not p.name.endswith(".dist-info")}
     assert carried - set(outcome["modules"]) == LAZY
-    assert not LAZY & set(outcome["modules"]) and set(outcome["modules"]) >= IMPORTED_BY_REQUESTS
+    assert not (LAZY | ON_DEMAND) & set(outcome["modules"])
+    assert {p.name for p in (code / package.ON_DEMAND_DIR).iterdir() if not p.name.endswith(".dist-info")} \
+        == ON_DEMAND
 
 
 @needs_310
-def test_reply_zip_reads_pdf_and_docx_on_python310(built, tmp_path):
+def test_reply_zip_reads_pdf_docx_and_web_pages_on_python310(built, tmp_path):
     dist, runtime = built
     code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
     (tmp_path / "a.pdf").write_bytes(fixtures.pdf("Quarterly report: revenue grew"))
     (tmp_path / "a.docx").write_bytes(fixtures.docx(["第一段", "第二段"]))
+    page = "<html><head><title>公告</title></head><body><nav>菜单</nav><article>" + "<p>下周一全员放假一天。</p>" * 5 \
+        + "</article></body></html>"
     script = f"""
-import json
+import json, sys
 from shared.reply.documents import read_document
+from shared.reply.tools.links import html_text
 pdf = read_document("a.pdf", open({str(tmp_path / "a.pdf")!r}, "rb").read(), 1000).text
 docx = read_document("a.docx", open({str(tmp_path / "a.docx")!r}, "rb").read(), 1000).text
-print(json.dumps({{"pdf": pdf, "docx": docx}}, ensure_ascii=False))
+page = html_text({page!r})
+print(json.dumps({{"pdf": pdf, "docx": docx, "page": page, "chardet": sys.modules["chardet"].__file__}},
+                 ensure_ascii=False))
 """
     outcome = run_isolated(code, runtime, script, {"PATH": "/usr/bin:/bin"})
     assert "revenue grew" in outcome["pdf"] and outcome["docx"] == "第一段\n第二段"
+    assert "下周一全员放假一天" in outcome["page"]
+    assert outcome["chardet"].startswith(str(code / package.ON_DEMAND_DIR))
+
+
+@needs_310
+def test_reply_zip_shows_the_card_before_it_loads_the_model_stage(built, tmp_path, llm, sink):
+    dist, runtime = built
+    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
+    (tmp_path / "oss").mkdir()
+    event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    script = f"""
+import json, sys, index
+from shared.reply.dingtalk.openapi import OpenApi
+loaded, call = [], OpenApi.call
+def noting(self, what, *args, **kwargs):
+    if what == "card create and deliver":
+        loaded.extend(sorted(m for m in sys.modules if m.startswith(("openai", "shared.reply"))))
+    return call(self, what, *args, **kwargs)
+OpenApi.call = noting
+class Ctx: request_id = "r"; credentials = None
+status = json.loads(index.handler({event!r}, Ctx()))["status"]
+print(json.dumps({{"status": status, "loaded": loaded}}))
+"""
+    env = {"PATH": "/usr/bin:/bin", "CHATGPT_API_KEY": API_KEY, "ENDPOINT": llm.url,
+           "OSS_MOUNT_POINT": str(tmp_path / "oss"), "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1",
+           "DINGTALK_APP_KEY": sink.app_key, "DINGTALK_APP_SECRET": sink.app_secret, "DINGTALK_API_ENDPOINT": sink.url}
+    outcome = run_isolated(code, runtime, script, env)
+    assert outcome["status"] == "answered" and "shared.reply.dingtalk.cards" in outcome["loaded"]
+    later = ("openai", "shared.reply.llm", "shared.reply.tools", "shared.reply.knowledge", "shared.reply.streaming")
+    assert [m for m in outcome["loaded"] if m.startswith(later)] == []
 
 
 @needs_310

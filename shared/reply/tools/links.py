@@ -14,6 +14,7 @@ from typing import Any, Dict, Sequence
 from urllib.parse import urlsplit
 
 from shared.reply.documents import Unreadable, read_document
+from shared.reply.on_demand import use_on_demand_packages
 from shared.reply.tools.base import ToolError, ToolResult, one_string
 from shared.reply.tools.fetch import fetch
 
@@ -23,6 +24,7 @@ BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr|br|section|article)>|<br\s*/?>", 
 
 def html_text(html: str) -> str:
     """The main text of a page, as paragraphs."""
+    use_on_demand_packages()
     from readability import Document
 
     document = Document(html)
