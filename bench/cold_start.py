@@ -30,6 +30,7 @@ import io, json, os, sys, time
 started, wall = time.perf_counter(), time.time()
 sys.path[:0] = [os.getcwd(), os.environ["BENCH_RUNTIME"]]
 import index
+imported = time.time()
 request = json.loads(os.environ["BENCH_REQUEST"])
 class Credentials:
     access_key_id, access_key_secret, security_token = "STS.local-ak", "local-sk-secret", "local-sts-token"
@@ -53,7 +54,7 @@ else:
 elapsed = (time.perf_counter() - started) * 1000
 peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({"ms": elapsed, "outcome": str(outcome), "rss_mb": int(peak[0].split()[1]) / 1024,
-                  "wall": wall}))
+                  "wall": wall, "imported": imported}))
 """
 
 
@@ -203,20 +204,29 @@ def first_call_rows(section: Section, python310: str, dirs: Dict, runtime: Path,
     card_env = {"CHATGPT_API_KEY": "k", "ENDPOINT": llm.url, "OSS_MOUNT_POINT": str(oss),
                 "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "DINGTALK_APP_KEY": sink.app_key,
                 "DINGTALK_APP_SECRET": sink.app_secret, "DINGTALK_API_ENDPOINT": sink.url}
-    ours, base = [], []
+    ours, base, ours_import, base_import = [], [], [], []
     for _ in range(runs + 1):
         calls = len(sink.api_calls)
-        started = run_child(python310, dirs["ours", "dingtalk_chatgpt_reply", True], runtime,
-                            reply_request(sink.url, False), card_env)["wall"]
+        run = run_child(python310, dirs["ours", "dingtalk_chatgpt_reply", True], runtime,
+                        reply_request(sink.url, False), card_env)
         first = next(c["at"] for c in sink.api_calls[calls:] if c["path"].startswith("/v1.0/card/"))
-        ours.append((first - started) * 1000)
+        ours.append((first - run["wall"]) * 1000)
+        ours_import.append((run["imported"] - run["wall"]) * 1000)
         arrivals = len(llm.arrivals)
-        started = run_child(python310, dirs["baseline", "dingtalk_chatgpt_reply", True], runtime,
-                            reply_request(sink.url, True), card_env)["wall"]
-        base.append((llm.arrivals[arrivals] - started) * 1000)
+        run = run_child(python310, dirs["baseline", "dingtalk_chatgpt_reply", True], runtime,
+                        reply_request(sink.url, True), card_env)
+        base.append((llm.arrivals[arrivals] - run["wall"]) * 1000)
+        base_import.append((run["imported"] - run["wall"]) * 1000)
     ours_ms, base_ms = median(ours[1:]), median(base[1:])
     section.add("reply, card mode: process start → first DingTalk call, vs the tutorial's process start → its "
                 "first request", ours_ms, base_ms, "ms", target="≤ 1.2× baseline", met=ours_ms <= 1.2 * base_ms)
+    section.notes.append(
+        f"Card mode, where the time goes (medians): ours imports for {median(ours_import[1:]):.0f} ms and reaches the "
+        f"card {ours_ms - median(ours_import[1:]):.0f} ms later (claim, history, token, card); the tutorial imports "
+        f"for {median(base_import[1:]):.0f} ms and sends {base_ms - median(base_import[1:]):.0f} ms later. Both import "
+        "requests, the tutorial nothing else; ours also imports the typed config and message, the webhook check, the "
+        "storage with its claims and the card client. The knowledge search, the model stage, its tools and the "
+        "model SDK load after the first card.")
     tools_off = {**card_env, "TOOLS": "off"}
     with_mcp = {**card_env, "MCP_SERVERS": json.dumps({"down": {"url": "http://127.0.0.1:9/mcp"}})}
     for label, env in (("tools off (TOOLS=off)", tools_off), ("an MCP server configured (and down)", with_mcp)):
@@ -227,7 +237,8 @@ def first_call_rows(section: Section, python310: str, dirs: Dict, runtime: Path,
         section.add(f"reply cold start, tools on (the default) vs {label}", default[0], other[0], "ms")
     section.notes.append("The card rows use the built-in AI card on the loopback DingTalk. Importing the model SDK in "
                          "a thread beside the token and card calls was measured and made the first card later "
-                         "(the imports share one interpreter lock), so the SDK is imported when the model is asked.")
+                         "(the imports share one interpreter lock), so the first card is sent before the model "
+                         "stage is imported at all.")
 
 
 def size_rows(section: Section, work: Path, built: Dict[str, Path], dirs: Dict) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import cards, cold_start, end_to_end, first_text, knowledge, receiver, reply  # noqa: E402
+from bench import cards, cold_start, end_to_end, first_text, knowledge, receiver, reply, tool_loop  # noqa: E402
 from bench.stats import Section, markdown  # noqa: E402
 
 
@@ -48,6 +48,7 @@ def main() -> int:
         ("receiver ack latency", lambda: receiver.ack_latency(sections["ack"], args.quick)),
         ("cold starts and package sizes", lambda: cold_start.cold_starts(sections, args.quick)),
         ("reply overhead", lambda: reply.run(sections["reply"], args.quick)),
+        ("tool loop", lambda: tool_loop.run(sections["reply"], args.quick)),
         ("end to end", lambda: end_to_end.run(sections["e2e"], args.quick)),
         ("first visible text", lambda: first_text.run(sections["first"], args.quick)),
         ("card API calls", lambda: cards.run(sections["cards"], args.quick)),
