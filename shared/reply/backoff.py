@@ -7,12 +7,12 @@ together), a server's own ``Retry-After`` honoured, and a deadline that no wait 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(NamedTuple):
+    """Exponential backoff with jitter, capped; a server's ``Retry-After`` wins when it is longer."""
+
     base_seconds: float = 0.5
     cap_seconds: float = 8.0
     jitter: Callable[[], float] = random.random

@@ -9,9 +9,8 @@ the record is taken back, so what the chat was told and what the bot does never 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 from shared.common.message import IncomingMessage
 from shared.reply import texts
@@ -25,14 +24,14 @@ PERSONA_MAX_CHARS = 2000
 COMMAND_ECHO_CHARS = 40
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
+    """``\\name argument``, as the user typed it."""
+
     name: str
     argument: str
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What to say, what happened, and the record to take back if nobody hears it."""
 
     text: str

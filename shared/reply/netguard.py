@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 import requests
 from urllib3.util import Url, parse_url
@@ -31,8 +30,10 @@ class Refused(DingbotError):
     """The URL may not be fetched; the message says why (for the log)."""
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
+    """A URL that passed the checks, with the public addresses its host resolved to: connect to those (none
+    for an allowed host, which is connected to by name)."""
+
     url: str
     scheme: str
     host: str

@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from shared.common.errors import DingbotError
 from shared.common.message import IncomingMessage, Part
 from shared.reply import texts
-from shared.reply.documents import Unreadable, read_document
 
 QUOTE_IN_HISTORY_CHARS = 60
 IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
@@ -101,6 +100,8 @@ class QuestionBuilder:
         if part.type == "picture":
             raise MediaProblem(texts.NOT_AN_IMAGE)
         name = part.fileName or "未命名文件"
+        from shared.reply.documents import Unreadable, read_document  # the readers load with the first file
+
         try:
             document = read_document(name, data, self.max_file_text)
         except Unreadable as exc:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import requests
 
@@ -41,8 +40,7 @@ AMBIGUOUS = re.compile(r"[\\@\s\x00-\x1f\x7f]|%(2f|5c|40|00|2e|3f|23)", re.I)
 logger = log.get("webhook")
 
 
-@dataclass(frozen=True)
-class Webhook:
+class Webhook(NamedTuple):
     """A session webhook that passed the checks; ``url`` is the exact string that is posted to."""
 
     url: str

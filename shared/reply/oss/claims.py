@@ -20,8 +20,7 @@ most ``KEEP`` per conversation.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 from shared.common import log
 from shared.common.random_ids import random_id
@@ -37,8 +36,7 @@ HANDLED_TTL_MS = 24 * 3600 * 1000
 logger = log.get("claims")
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """A claim held by this invocation; ``name`` is None when storage was unavailable."""
 
     name: Optional[str]

@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from shared.common import log
 from shared.reply.oss.blobs import Blobs, decode, encode
@@ -70,8 +70,7 @@ class Conversation:
         return out
 
 
-@dataclass(frozen=True)
-class _Listing:
+class _Listing(NamedTuple):
     """The record names of one folder, sorted by time, split by what they mean to a reader."""
 
     turns: List[str]

@@ -19,7 +19,7 @@ import datetime as dt
 import functools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional
 
 from shared.reply.oss.blobs import Blobs, decode, encode
 from shared.reply.oss.history import digest
@@ -35,8 +35,7 @@ def short(identifier: str) -> str:
     return digest(identifier or "-", 10)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One record as its name tells it."""
 
     at_ms: int
