@@ -69,6 +69,9 @@ def read_parts(fields: Fields, name: str) -> Tuple[Part, ...]:
 
 @dataclass(frozen=True)
 class IncomingMessage:
+    """One DingTalk robot message, parsed once, in DingTalk's own field names; the receiver adds when it
+    arrived and which signed request carried it."""
+
     msgId: str
     msgtype: str
     question: str

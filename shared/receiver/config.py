@@ -20,6 +20,8 @@ VARIABLES = ("DINGTALK_APP_SECRET", "ENDPOINT", "SERVICE_NAME", "CHATGPT_FUNCTIO
 
 @dataclass(frozen=True)
 class ReceiverConfig:
+    """The receiver's settings, read from the environment once."""
+
     app_secret: str
     reply_function: str
     fc_endpoint: Optional[str]

@@ -150,6 +150,8 @@ def _prices(read: EnvReader) -> Dict[str, Tuple[float, float]]:
 
 @dataclass(frozen=True)
 class ReplyConfig:
+    """The reply function's settings, read from the environment once (``load_reply_config``)."""
+
     api_key: str
     llm_base_url: str
     model: str

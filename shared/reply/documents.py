@@ -61,6 +61,8 @@ class Unreadable(DingbotError):
 
 @dataclass(frozen=True)
 class Document:
+    """A file's text for the prompt; ``cut`` when it was longer than the budget."""
+
     name: str
     text: str
     cut: bool

@@ -67,6 +67,8 @@ class Undeliverable(Exception):
 
 @dataclass
 class Replier:
+    """The reply path, stage by stage, for one message at a time."""
+
     config: ReplyConfig
     delivery: Delivery
     model: Optional[ChatModel] = None  # made from ``config`` when the model stage first needs it

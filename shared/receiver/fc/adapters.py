@@ -35,6 +35,8 @@ class Headers:
 
 @dataclass
 class HttpRequest:
+    """An HTTP request in the same shape for FC 2.0's WSGI and FC 3.0's event form."""
+
     method: str
     headers: Headers
     body: bytes
@@ -44,6 +46,8 @@ class HttpRequest:
 
 @dataclass
 class HttpResponse:
+    """What the receiver answers, whichever form FC called it in."""
+
     status: int
     payload: Dict[str, Any] = field(default_factory=dict)
 

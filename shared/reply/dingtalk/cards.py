@@ -84,6 +84,8 @@ def undelivered_reason(answer: Dict[str, Any]) -> Optional[str]:
 
 @dataclass
 class _Card:
+    """One delivered card and what it shows."""
+
     out_track_id: str
     shown: str = ""
     inputting: bool = False

@@ -25,6 +25,8 @@ HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
 
 @dataclass(frozen=True)
 class Chunk:
+    """A piece of one document, small enough to embed, with where it came from."""
+
     source: str  # the path under the knowledge folder
     page: Optional[int]  # PDF page, from 1
     heading: str

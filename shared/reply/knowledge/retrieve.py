@@ -37,6 +37,8 @@ logger = log.get("knowledge")
 
 @dataclass
 class _Loaded:
+    """An index held by this instance, and when its folder was last looked at."""
+
     index: Optional[Index]
     checked_at: float
 
@@ -47,6 +49,8 @@ _LOADED: Dict[str, _Loaded] = {}
 
 @dataclass(frozen=True)
 class Found:
+    """The chunks that answer a question, best first."""
+
     chunks: List[Chunk]
 
     def for_prompt(self) -> str:

@@ -29,12 +29,17 @@ logger = log.get("tools")
 
 @dataclass(frozen=True)
 class Event:
+    """One piece of the model loop's single stream of events."""
+
     kind: str  # TEXT, REASONING or STATUS ("" clears the status)
     text: str
 
 
 @dataclass
 class ModelLoop:
+    """The model, asked with ``tools`` for at most ``max_rounds`` rounds within ``seconds``; counts the
+    calls and keeps the sources the tools used."""
+
     model: ChatModel
     tools: List[Tool]
     max_rounds: int

@@ -44,6 +44,8 @@ TOOL_REFUSAL_HINTS = ("tool", "function")
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens one answer cost; ``estimated`` when the provider reported none and they were counted here."""
+
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False

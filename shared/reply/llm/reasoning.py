@@ -19,6 +19,8 @@ LEADING_OPEN = re.compile(r"\s*<think>", re.S)
 
 @dataclass(frozen=True)
 class Split:
+    """The answer, and the reasoning the model wrote before it."""
+
     answer: str
     reasoning: str
 

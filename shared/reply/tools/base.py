@@ -23,6 +23,8 @@ class ToolError(DingbotError):
 
 @dataclass(frozen=True)
 class ToolResult:
+    """What a tool found, as text for the model, and the sources it came from."""
+
     text: str
     sources: Tuple[str, ...] = ()  # links or names the answer used, for the one-line note in history
 

@@ -27,6 +27,8 @@ USER_AGENT = "Mozilla/5.0 (compatible; dingbot-fc link reader)"
 
 @dataclass(frozen=True)
 class Fetched:
+    """A downloaded body, with the URL it finally came from (after redirects)."""
+
     url: str
     content_type: str
     body: bytes

@@ -29,6 +29,8 @@ logger = log.get("mcp")
 
 @dataclass(frozen=True)
 class Server:
+    """One remote MCP server from ``MCP_SERVERS``."""
+
     name: str
     url: str
     headers: Tuple[Tuple[str, str], ...] = ()
