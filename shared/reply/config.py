@@ -63,7 +63,9 @@ def allowed_webhook_hosts(read: EnvReader) -> Tuple[str, ...]:
     return tuple(h.lower() for h in read.id_list("ALLOWED_WEBHOOK_HOSTS")) or DEFAULT_WEBHOOK_HOSTS
 
 
-@dataclass(frozen=True)
+# No generated repr (it would print the secrets) or __eq__ (never compared): both would be made at import,
+# in every cold start.
+@dataclass(frozen=True, repr=False, eq=False)
 class DingTalkApp:
     """The app's credentials (开放平台 → 凭证与基础信息) and where its API lives; the OpenAPI needs them."""
 
@@ -148,7 +150,7 @@ def _prices(read: EnvReader) -> Dict[str, Tuple[float, float]]:
         return {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)  # as DingTalkApp
 class ReplyConfig:
     """The reply function's settings, read from the environment once (``load_reply_config``)."""
 
