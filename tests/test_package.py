@@ -56,6 +56,14 @@ def unpack(zip_path: Path, into: Path) -> Path:
     return into
 
 
+def reply_with_a_message(built, tmp_path: Path, sink) -> tuple:
+    """The reply zip unpacked, the runtime beside it, an empty OSS mount and a message for it."""
+    dist, runtime = built
+    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
+    (tmp_path / "oss").mkdir()
+    return code, runtime, parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+
+
 def run_isolated(code_dir: Path, runtime: Path, script: str, env: dict) -> dict:
     bootstrap = f"import sys; sys.path[:0] = [{str(code_dir)!r}, {str(runtime)!r}]\n" + script
     result = subprocess.run([PYTHON310, "-I", "-S", "-c", bootstrap], capture_output=True, text=True,
@@ -125,10 +133,7 @@ print(json.dumps({"status": result["statusCode"], "file": index.__file__, "heavy
 @needs_310
 def test_reply_zip_answers_on_python310_and_carries_nothing_a_webhook_answer_does_not_import(
         built, tmp_path, llm, sink):
-    dist, runtime = built
-    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
-    (tmp_path / "oss").mkdir()
-    event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    code, runtime, event = reply_with_a_message(built, tmp_path, sink)
     script = f"""
 import json, sys, index
 class Ctx: request_id = "r"; credentials = None
@@ -176,10 +181,7 @@ print(json.dumps({{"pdf": pdf, "docx": docx, "page": page, "chardet": sys.module
 
 @needs_310
 def test_reply_zip_shows_the_card_before_it_loads_the_model_stage(built, tmp_path, llm, sink):
-    dist, runtime = built
-    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
-    (tmp_path / "oss").mkdir()
-    event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    code, runtime, event = reply_with_a_message(built, tmp_path, sink)
     script = f"""
 import json, sys, index
 from shared.reply.dingtalk.openapi import OpenApi
@@ -215,10 +217,7 @@ print(json.dumps([requests.__version__, urllib3.__version__[:5], oss2.__version_
 @needs_310
 def test_reply_zip_claims_through_the_oss_api_signed_v4_over_fcs_old_oss2(built, tmp_path, llm, sink):
     from devstack.fake_oss import FakeOSS
-    dist, runtime = built
-    code = unpack(dist / "dingtalk_chatgpt_reply.zip", tmp_path / "code")
-    (tmp_path / "oss").mkdir()
-    event = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    code, runtime, event = reply_with_a_message(built, tmp_path, sink)
     script = f"""
 import json, index
 class Creds:
