@@ -31,6 +31,7 @@ class FakeSearch(LoopbackServer):
         super().__init__(_Handler, port)
         self.api_key = api_key
         self.page_delay = page_delay
+        self.search_delay = 0.0  # seconds each search takes (a card shows the tool's status line meanwhile)
         self.requests: List[Dict[str, Any]] = []
         self.pages_in_flight = 0
         self.most_pages_in_flight = 0
@@ -45,6 +46,8 @@ class _Handler(JsonHandler):
     server: FakeSearch
 
     def _record(self, body: Any) -> None:
+        """Note the search request, then take the time a search takes."""
+        time.sleep(self.server.search_delay)
         with self.server.lock:
             self.server.requests.append({"method": self.command, "path": urlsplit(self.path).path, "body": body,
                                          "query": self.query(),

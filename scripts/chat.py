@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import os
 import shlex
 import sys
 import threading
@@ -132,10 +133,17 @@ class Chat:
             cards = [c for c in self.stack.sink.cards_in(space) if c["outTrackId"] not in known]
             for card in cards:
                 shown, content = printed.get(card["outTrackId"], ""), card["content"]
-                if content.startswith(shown) and len(content) > len(shown):
+                if content == shown:
+                    continue
+                if content.startswith(shown):  # the card grew: print what is new after what is there
                     start = "🤖 " if not printed else ("\n🤖 " if not shown else "")
-                    print(start + content[len(shown):].replace("\n", "\n   "), end="", flush=True)
-                    printed[card["outTrackId"]] = content
+                    new = content[len(shown):]
+                else:  # the card changed what it showed (a tool's status line gave way to the answer)
+                    same = len(os.path.commonprefix([shown, content]))
+                    start, new = "\n🤖 ", content[same:].lstrip("\n")
+                if new:
+                    print(start + new.replace("\n", "\n   "), end="", flush=True)
+                printed[card["outTrackId"]] = content
             if not alive:
                 if cards:
                     print("  ⚠️ (卡片显示失败状态)" if cards[-1]["error"] else "")

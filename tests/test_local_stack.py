@@ -71,6 +71,18 @@ def test_streaming_mode_answers_in_a_card_through_the_whole_chain(streaming_stac
     assert card["openSpaceId"].endswith("IM_GROUP.cid-e2e-card" if group else "IM_ROBOT.staff-c")
 
 
+def test_make_run_with_cards_shows_a_tools_status_line_then_the_answer(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import chat
+
+    with LocalStack(StackSettings(state_dir=tmp_path / "state", stream=True)) as stack:
+        stack.search.search_delay = 0.5  # the card shows the status line while the search runs
+        chat.Chat(stack).say("搜索 钉钉机器人")
+    out = capsys.readouterr().out
+    assert "🔍 正在搜索：钉钉机器人" in out
+    assert out.index("🔍 正在搜索") < out.index("根据工具的结果")
+
+
 def test_make_run_sends_a_picture_and_a_file_through_the_whole_chain(tmp_path, capsys):
     import fixtures
 
