@@ -17,7 +17,7 @@ import datetime as dt
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
 
 from shared.common import log
 from shared.common.errors import LLMError, WebhookError
@@ -227,14 +227,7 @@ class Replier:
                 self.delivery.note_quota_spent(exc.code)
             return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
         cards = self._first_card(message)
-        from shared.reply.knowledge import retrieve as knowledge
-        from shared.reply.llm.prompt import build_prompt
-
-        found = knowledge.find(self.config, message.question)
-        prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
-                              conversation.persona or self.config.system_prompt,
-                              found.for_prompt() if found else None, self._now())
-        notes = "\n".join(question.notes + ([found.sources()] if found else []))
+        prompt, notes = self._with_knowledge(message, question, conversation)
         return self._model_answer(cards, prompt, notes)._replace(asked=question.for_history)
 
     def _first_card(self, message: IncomingMessage) -> Optional[CardStream]:
@@ -250,6 +243,19 @@ class Replier:
             logger.warning("card streaming unavailable, answering through the session webhook: %s", exc)
             return None
         return cards
+
+    def _with_knowledge(self, message: IncomingMessage, question: Question,
+                        conversation: Conversation) -> Tuple[Prompt, str]:
+        """Stage three: what the team's documents say about the question, in the prompt as data; and the
+        lines shown under the answer (a file that was cut, what could not be seen, the sources)."""
+        from shared.reply.knowledge import retrieve as knowledge
+        from shared.reply.llm.prompt import build_prompt
+
+        found = knowledge.find(self.config, message.question)
+        prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
+                              conversation.persona or self.config.system_prompt,
+                              found.for_prompt() if found else None, self._now())
+        return prompt, "\n".join(question.notes + ([found.sources()] if found else []))
 
     def _model_answer(self, cards: Optional[CardStream], prompt: Prompt, notes: str) -> Answer:
         """Stage four, into the card or as the whole answer: the model loop's events, consumed once."""
