@@ -14,10 +14,9 @@ in front of an empty chat.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 from shared.common import log
 from shared.common.errors import LLMError, WebhookError
@@ -25,6 +24,7 @@ from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.admit import not_allowed, over_quota
 from shared.reply.answer import Answer
+from shared.reply.background import in_background
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
@@ -44,21 +44,6 @@ if TYPE_CHECKING:  # imported at run time by the stages after the first card (mo
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
-
-
-def _in_background(call: Callable[[], Any]) -> Future:
-    """``call`` on a thread of its own. Whatever it raises is raised again by ``result()``, in the
-    stage that waits for it, so an unexpected failure takes the same path as if it ran there."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(call())
-        except BaseException as exc:  # handed to the waiting stage, not swallowed
-            future.set_exception(exc)
-
-    threading.Thread(target=run, daemon=True).start()
-    return future
 
 
 class Undeliverable(Exception):
@@ -136,7 +121,7 @@ class Replier:
         self.storage.warn_if_unavailable()
         if self.config.quotas.active:
             # Today's usage listing overlaps the claim and the history read; admit waits for it.
-            self.today = _in_background(self.storage.usage_today)
+            self.today = in_background(self.storage.usage_today)
         if not self.storage.first_message_of(message):
             logger.warning("refused a message whose signed request already carried another message (a replay)")
             return "replayed"
