@@ -8,7 +8,10 @@ from conftest import context
 
 from devstack.fake_dingtalk import callback_body
 from devstack.fake_search import FakeSearch
+from devstack.loopback import JsonHandler, LoopbackServer
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.tools.base import ToolError
+from shared.reply.tools.fetch import fetch
 
 
 @pytest.fixture
@@ -87,6 +90,35 @@ def test_links_into_the_functions_network_are_never_fetched_and_the_answer_still
     assert web.requests == [] and web.most_pages_in_flight == 0
     tool_messages = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert not tool_messages or "failed" in tool_messages[0]["content"]
+
+
+class _Sized(JsonHandler):
+    """``/<n>``: n bytes of text, with a Content-Length, or (``/<n>?undeclared``) without one, ended by closing."""
+
+    def do_GET(self) -> None:
+        size, declared = int(self.path.split("?")[0].strip("/")), "undeclared" not in self.path
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        if declared:
+            self.send_header("Content-Length", str(size))
+        else:
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(b"x" * size)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_link_reads_up_to_its_size_limit_and_not_a_byte_more(declared):
+    server = LoopbackServer(_Sized).start()
+    host, port = server.address
+    suffix = "" if declared else "?undeclared"
+    try:
+        body = fetch(f"{server.url}/{1 << 20}{suffix}", max_bytes=1 << 20, seconds=10, allow=(f"{host}:{port}",)).body
+        assert len(body) == 1 << 20
+        with pytest.raises(ToolError, match="larger than 1 MB"):
+            fetch(f"{server.url}/{(1 << 20) + 1}{suffix}", max_bytes=1 << 20, seconds=10, allow=(f"{host}:{port}",))
+    finally:
+        server.stop()
 
 
 def test_a_redirect_into_private_space_is_checked_again_and_refused(reply, tool_env, use_env, llm, sink, web):

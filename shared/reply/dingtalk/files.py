@@ -21,11 +21,11 @@ import requests
 from shared.common.errors import DingbotError
 from shared.common.message import IncomingMessage
 from shared.reply import texts
+from shared.reply.bounded import CHUNK, read_bounded
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.netguard import Refused, check_url
 from shared.reply.watchdog import Watchdog
 
-CHUNK = 64 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DOWNLOAD_SECONDS = 20.0
 
@@ -106,14 +106,8 @@ class Downloader:
                     Watchdog(DOWNLOAD_SECONDS, lambda: abort(response)) as dog:
                 if response.status_code != 200:
                     raise DownloadError(texts.DOWNLOAD_FAILED, f"download answered HTTP {response.status_code}")
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise DownloadError(too_large, f"{declared} bytes declared")
-                data = bytearray()
-                for chunk in response.iter_content(CHUNK):
-                    data += chunk
-                    if len(data) > limit:
-                        raise DownloadError(too_large, "more than the limit arrived")
+                data = read_bounded(response.iter_content(CHUNK), response.headers.get("Content-Length"), limit,
+                                    lambda detail: DownloadError(too_large, detail))
                 if dog.fired:
                     raise slow
         except DownloadError:
@@ -122,4 +116,4 @@ class Downloader:
             if dog is not None and dog.fired:
                 raise slow from None
             raise DownloadError(texts.DOWNLOAD_FAILED, f"download failed: {type(exc).__name__}") from None
-        return bytes(data)
+        return data

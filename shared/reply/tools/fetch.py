@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from shared.reply.bounded import CHUNK, read_bounded
 from shared.reply.netguard import Refused, Target, check_url, resolve
 from shared.reply.tools.base import ToolError
 from shared.reply.watchdog import Watchdog
 
 MAX_REDIRECTS = 3
-CHUNK = 64 * 1024
 USER_AGENT = "Mozilla/5.0 (compatible; dingbot-fc link reader)"
 
 
@@ -76,19 +76,9 @@ def _get(target: Target, max_bytes: int, seconds: float) -> tuple:
         with Watchdog(seconds, connection.close) as dog:
             connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
             response = connection.getresponse()
-            declared = response.getheader("Content-Length") or ""
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise ToolError(f"the page is larger than {max_bytes >> 20} MB")
-            body = bytearray()
-            while True:
-                chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > max_bytes:
-                    raise ToolError(f"the page is larger than {max_bytes >> 20} MB")
-            return response.status, response.getheader("Location"), response.getheader("Content-Type") or "", \
-                bytes(body)
+            body = read_bounded(iter(lambda: response.read1(CHUNK), b""), response.getheader("Content-Length"),
+                                max_bytes, lambda _: ToolError(f"the page is larger than {max_bytes >> 20} MB"))
+            return response.status, response.getheader("Location"), response.getheader("Content-Type") or "", body
     except ToolError:
         raise
     except (OSError, http.client.HTTPException, ValueError) as exc:
