@@ -259,12 +259,11 @@ class Replier:
         def events() -> Iterator[Event]:
             return loop.run(prompt) if loop else model_events(model, prompt)
 
-        answer: Optional[Answer] = None
         if cards is not None:
             answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, notes)
-        if answer is None and loop is not None:
+        elif loop is not None:
             answer = answer_from_events(events(), self.config.show_reasoning, notes)
-        if answer is None:
+        else:
             try:
                 split = model.answer(prompt)
             except LLMError as exc:
