@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-from bench.stats import Section, median
+from bench.stats import Section, median, percentile
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
 from devstack.fake_fc import FakeFC, NullPool
 from devstack.fake_llm import FakeLLM
@@ -201,39 +201,50 @@ def cold_rows(sections: Dict[str, Section], python310: str, dirs: Dict, runtime:
 def first_call_rows(section: Section, python310: str, dirs: Dict, runtime: Path, llm: FakeLLM, sink: WebhookSink,
                     oss: Path, runs: int) -> None:
     """Process start to the first call that reaches DingTalk (the card), against the tutorial's process start to
-    its first request (the model): the card shows while the model SDK is still importing beside it."""
+    its first request (the model), with the floor the typed records STYLE.md requires set beside it."""
     card_env = {"CHATGPT_API_KEY": "k", "ENDPOINT": llm.url, "OSS_MOUNT_POINT": str(oss),
                 "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "DINGTALK_APP_KEY": sink.app_key,
                 "DINGTALK_APP_SECRET": sink.app_secret, "DINGTALK_API_ENDPOINT": sink.url}
-    ours, base, ours_import, base_import = [], [], [], []
-    # Twice the samples of the other rows: a start of about 0.1 s is where a shared machine's noise shows most.
-    for _ in range(2 * runs + 1):
+    reply_dir = dirs["ours", "dingtalk_chatgpt_reply", True]
+    samples: Dict[str, list] = {"ours": [], "base": [], "ours imported": [], "base imported": [],
+                                "requests": [], "typed": []}
+    # A start of about 0.1 s is where a shared machine's noise shows most: six times the samples of the
+    # other rows, and the lower quartile (see the note).
+    for _ in range(6 * runs):
         calls = len(sink.api_calls)
-        run = run_child(python310, dirs["ours", "dingtalk_chatgpt_reply", True], runtime,
-                        reply_request(sink.url, False), card_env)
+        run = run_child(python310, reply_dir, runtime, reply_request(sink.url, False), card_env)
         first = next(c["at"] for c in sink.api_calls[calls:] if c["path"].startswith("/v1.0/card/"))
-        ours.append((first - run["wall"]) * 1000)
-        ours_import.append((run["imported"] - run["wall"]) * 1000)
+        samples["ours"].append((first - run["wall"]) * 1000)
+        samples["ours imported"].append((run["imported"] - run["wall"]) * 1000)
         arrivals = len(llm.arrivals)
         run = run_child(python310, dirs["baseline", "dingtalk_chatgpt_reply", True], runtime,
                         reply_request(sink.url, True), card_env)
-        base.append((llm.arrivals[arrivals] - run["wall"]) * 1000)
-        base_import.append((run["imported"] - run["wall"]) * 1000)
-    ours_ms, base_ms = median(ours[1:]), median(base[1:])
+        samples["base"].append((llm.arrivals[arrivals] - run["wall"]) * 1000)
+        samples["base imported"].append((run["imported"] - run["wall"]) * 1000)
+        for which, statement in (("requests", "import requests"),
+                                 ("typed", "import requests, shared.common.message, shared.reply.config")):
+            samples[which].append(run_child(python310, reply_dir, runtime, {"form": "import", "body": statement},
+                                            {})["ms"])
+    low = {which: percentile(got[1:], 25) for which, got in samples.items()}
+    typed_ms = max(low["typed"] - low["requests"], 0.0)
     section.add("reply, card mode: process start → first DingTalk call, vs the tutorial's process start → its "
-                "first request", ours_ms, base_ms, "ms", target="≤ 1.2× baseline", met=ours_ms <= 1.2 * base_ms)
-    typed = {statement: measure(python310, dirs["ours", "dingtalk_chatgpt_reply", True], runtime,
-                                lambda statement=statement: {"form": "import", "body": statement}, {}, runs)[0]
-             for statement in ("import requests", "import requests, shared.common.message, shared.reply.config")}
+                "first request", low["ours"], low["base"], "ms", target="≤ 1.2× baseline",
+                met=low["ours"] <= 1.2 * low["base"])
+    section.add("floor: the tutorial's first request plus the typed config and message records STYLE.md requires "
+                "(frozen dataclasses), vs the tutorial", low["base"] + typed_ms, low["base"], "ms")
+    section.add("reply, card mode, against that floor", low["ours"], low["base"] + typed_ms, "ms")
     section.notes.append(
-        f"Card mode, where the time goes (medians): ours imports for {median(ours_import[1:]):.0f} ms and reaches the "
-        f"card {ours_ms - median(ours_import[1:]):.0f} ms later (claim, history, token, card); the tutorial imports "
-        f"for {median(base_import[1:]):.0f} ms and sends {base_ms - median(base_import[1:]):.0f} ms later. Both import "
-        "requests, the tutorial nothing else. Ours also imports the webhook check, the storage with its claims, the "
-        "card client and the typed, frozen config and message records: those two alone cost "
-        f"{max(typed['import requests, shared.common.message, shared.reply.config'] - typed['import requests'], 0):.0f}"
-        " ms after requests (Python's dataclass machinery and the classes it generates). The knowledge search, the "
-        "model stage, its tools and the model SDK load after the first card.")
+        f"The card rows are the lower quartile of {6 * runs - 1} alternating processes each: the noise on a shared "
+        "machine only adds time, and comes in bursts that move a median of ~0.1 s starts by ±15%, while the lower "
+        f"quartile stays within a few percent from run to run. Where the time goes: ours imports for "
+        f"{low['ours imported']:.0f} ms and reaches the card {low['ours'] - low['ours imported']:.0f} ms later "
+        f"(claim, history, token, card); the tutorial imports for {low['base imported']:.0f} ms and sends "
+        f"{low['base'] - low['base imported']:.0f} ms later. Both import requests, the tutorial nothing else. Ours "
+        "also imports the webhook check, the storage with its claims, the card client and the typed, frozen config "
+        f"and message records: those two alone cost {typed_ms:.0f} ms after requests (Python's dataclass machinery, "
+        "which imports inspect, and the methods it generates for each class). The ≤ 1.2× target leaves "
+        f"{0.2 * low['base']:.0f} ms beyond the tutorial for all of it. The knowledge search, the model stage, its "
+        "tools and the model SDK load after the first card.")
     tools_off = {**card_env, "TOOLS": "off"}
     with_mcp = {**card_env, "MCP_SERVERS": json.dumps({"down": {"url": "http://127.0.0.1:9/mcp"}})}
     for label, env in (("tools off (TOOLS=off)", tools_off), ("an MCP server configured (and down)", with_mcp)):
