@@ -201,7 +201,7 @@ def cold_rows(sections: Dict[str, Section], python310: str, dirs: Dict, runtime:
 def first_call_rows(section: Section, python310: str, dirs: Dict, runtime: Path, llm: FakeLLM, sink: WebhookSink,
                     oss: Path, runs: int) -> None:
     """Process start to the first call that reaches DingTalk (the card), against the tutorial's process start to
-    its first request (the model), with the floor the typed records STYLE.md requires set beside it."""
+    its first request (the model), with the floor of the typed, frozen config and message records set beside it."""
     card_env = {"CHATGPT_API_KEY": "k", "ENDPOINT": llm.url, "OSS_MOUNT_POINT": str(oss),
                 "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "DINGTALK_APP_KEY": sink.app_key,
                 "DINGTALK_APP_SECRET": sink.app_secret, "DINGTALK_API_ENDPOINT": sink.url}
@@ -230,8 +230,8 @@ def first_call_rows(section: Section, python310: str, dirs: Dict, runtime: Path,
     section.add("reply, card mode: process start → first DingTalk call, vs the tutorial's process start → its "
                 "first request", low["ours"], low["base"], "ms", target="≤ 1.2× baseline",
                 met=low["ours"] <= 1.2 * low["base"])
-    section.add("floor: the tutorial's first request plus the typed config and message records STYLE.md requires "
-                "(frozen dataclasses), vs the tutorial", low["base"] + typed_ms, low["base"], "ms")
+    section.add("floor: the tutorial's first request plus the typed config and message records (frozen "
+                "dataclasses by design), vs the tutorial", low["base"] + typed_ms, low["base"], "ms")
     section.add("reply, card mode, against that floor", low["ours"], low["base"] + typed_ms, "ms")
     section.notes.append(
         f"The card rows are the lower quartile of {6 * runs - 1} alternating processes each: the noise on a shared "
