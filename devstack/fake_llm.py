@@ -25,6 +25,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional
 from devstack.loopback import JsonHandler, LoopbackServer
 
 LABEL = "【离线模型】"
+# How the reply function's tool loop tells the model a tool call did not work (shared/reply/llm/loop.py).
+TOOL_FAILURES = ("The tool failed", "No tool named")
 # A 1x1 PNG: what the offline model "draws".
 PICTURE = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
                            "AABJRU5ErkJggg==")
@@ -74,9 +76,15 @@ def tool_calls_for(messages: List[Dict[str, Any]], tools: List[Dict[str, Any]]) 
 
 def offline_answer(messages: List[Dict[str, Any]]) -> str:
     """A reply that shows what the model received: the question, the turns, the persona, the pictures."""
-    results = [m for m in messages if m.get("role") == "tool"]
+    results = [str(m.get("content", "")) for m in messages if m.get("role") == "tool"]
     if results:
-        return f"{LABEL}根据工具的结果：" + " | ".join(str(r.get("content", ""))[:300] for r in results)
+        # A real model words a tool's failure for the user; the reason itself is in the reply function's log.
+        found = [r for r in results if not r.startswith(TOOL_FAILURES)]
+        missing = len(results) - len(found)
+        failed = f"有 {missing} 个工具没有拿到结果（原因见回复函数的日志）。" if missing else ""
+        if not found:
+            return f"{LABEL}{failed}离线模型没有别的资料可用。"
+        return f"{LABEL}{failed}根据工具的结果：" + " | ".join(r[:300] for r in found)
     pictures = len(images_in(messages[-1].get("content", ""))) if messages else 0
     if pictures:
         return f"{LABEL}看到了 {pictures} 张图片。{text_of(messages[-1]['content'])[:200]}"

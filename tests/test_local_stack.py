@@ -103,3 +103,10 @@ def test_make_run_sends_a_picture_and_a_file_through_the_whole_chain(tmp_path, c
     assert "看到了 1 张图片。这是什么动物" in out
     assert "已切换到单聊" in out and "【文件：报告.pdf】" in out and "Revenue grew" in out
     assert asked_in.startswith("cid-dm-") and "发不出去" in out
+
+
+def test_a_link_the_guard_refuses_is_answered_in_chinese_with_the_reason_in_the_log(stack):
+    exchange = stack.send("总结一下 http://10.0.0.1/admin", conversation_id="cid-e2e-ssrf")
+    [answer] = texts(exchange)
+    assert exchange.outcome == "answered"
+    assert "1 个工具没有拿到结果" in answer and "The tool failed" not in answer and "10.0.0.1" not in answer
