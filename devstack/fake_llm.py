@@ -23,10 +23,9 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from devstack.loopback import JsonHandler, LoopbackServer
+from shared.reply.tools.base import NO_SUCH_TOOL, TOOL_FAILED
 
 LABEL = "【离线模型】"
-# How the reply function's tool loop tells the model a tool call did not work (shared/reply/llm/loop.py).
-TOOL_FAILURES = ("The tool failed", "No tool named")
 # A 1x1 PNG: what the offline model "draws".
 PICTURE = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
                            "AABJRU5ErkJggg==")
@@ -79,7 +78,7 @@ def offline_answer(messages: List[Dict[str, Any]]) -> str:
     results = [str(m.get("content", "")) for m in messages if m.get("role") == "tool"]
     if results:
         # A real model words a tool's failure for the user; the reason itself is in the reply function's log.
-        found = [r for r in results if not r.startswith(TOOL_FAILURES)]
+        found = [r for r in results if not r.startswith((TOOL_FAILED, NO_SUCH_TOOL))]
         missing = len(results) - len(found)
         failed = f"有 {missing} 个工具没有拿到结果（原因见回复函数的日志）。" if missing else ""
         if not found:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from shared.common import log
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import Prompt
-from shared.reply.tools.base import Tool, ToolError, ToolResult, spec
+from shared.reply.tools.base import NO_SUCH_TOOL, TOOL_FAILED, Tool, ToolError, ToolResult, spec
 
 TEXT, REASONING, STATUS = "text", "reasoning", "status"
 MIN_TOOL_SECONDS = 2.0
@@ -97,15 +97,15 @@ class ModelLoop:
         self.calls += 1
         tool = self._tool(call["name"])
         if tool is None:
-            return f"No tool named {call['name']!r}."
+            return f"{NO_SUCH_TOOL} {call['name']!r}."
         try:
             result: ToolResult = tool.run(_arguments(call), seconds)
         except ToolError as exc:
             logger.warning("tool %s failed: %s", call["name"], exc)
-            return f"The tool failed: {exc}"
+            return f"{TOOL_FAILED}: {exc}"
         except Exception as exc:  # a tool's own bug must not cost the answer
             logger.exception("tool %s crashed", call["name"])
-            return f"The tool failed ({type(exc).__name__})."
+            return f"{TOOL_FAILED} ({type(exc).__name__})."
         self.sources.extend(s for s in result.sources if s not in self.sources)
         return result.text
 

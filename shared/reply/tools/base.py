@@ -15,6 +15,8 @@ from shared.common.errors import DingbotError
 
 # OpenAI's function names: letters, digits, _ and -, at most 64.
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# How the loop tells the model that a call did not work; the reason follows.
+TOOL_FAILED, NO_SUCH_TOOL = "The tool failed", "No tool named"
 
 
 class ToolError(DingbotError):
