@@ -1,23 +1,23 @@
 """GET a URL that came from a chat message or a web page, without letting it into the function's network.
 
 The host is resolved once (``netguard.check_url``: every address public, no user info, http(s)
-only) and the connection goes to that very address, with the host name kept for TLS and the Host
-header, so a second lookup cannot point somewhere else. A redirect is followed only after its
-target passes the same check, at most ``MAX_REDIRECTS`` times. The body is bounded in size and the
-whole exchange in wall-clock time (``watchdog.py``).
+only) and the connection goes to those very addresses, one after the other until one answers,
+with the host name kept for TLS and the Host header, so a second lookup cannot point somewhere
+else. A redirect is followed only after its target passes the same check, at most
+``MAX_REDIRECTS`` times. The body is bounded in size and the whole exchange in wall-clock time
+(``watchdog.py``).
 """
 
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from shared.reply.bounded import CHUNK, read_bounded
-from shared.reply.netguard import Refused, Target, check_url, resolve
+from shared.reply.netguard import Refused, Target, check_url, connect_any, resolve
 from shared.reply.tools.base import ToolError
 from shared.reply.watchdog import Watchdog
 
@@ -42,8 +42,7 @@ class _Pinned(http.client.HTTPSConnection):
         self.target = target
 
     def connect(self) -> None:
-        address = self.target.addresses[0] if self.target.addresses else self.target.host
-        sock = socket.create_connection((address, self.target.port), self.timeout)
+        sock = connect_any(self.target, self.timeout)
         if self.target.scheme == "https":
             sock = self._context.wrap_socket(sock, server_hostname=self.target.host)
         self.sock = sock
