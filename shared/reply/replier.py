@@ -32,6 +32,7 @@ from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
 from shared.reply.oss.history import Conversation, conversation_key
+from shared.reply.oss.signatures import DETACHED, REPLAYED
 from shared.reply.oss.storage import Storage
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
@@ -122,16 +123,20 @@ class Replier:
         if self.config.quotas.active:
             # Today's usage listing overlaps the claim and the history read; admit waits for it.
             self.today = in_background(self.storage.usage_today)
-        if not self.storage.first_message_of(message):
+        signed = self.storage.signed_as(message)
+        if signed == REPLAYED:
             logger.warning("refused a message whose signed request already carried another message (a replay)")
             return "replayed"
+        detached = signed == DETACHED
+        if detached:
+            logger.warning("a second message under one signed request: answered without its conversation's state")
         claim = self.storage.claim(key, message.msgId, self.config.claim_ttl_ms)
         if claim is None:
             logger.info("already answered or being answered, skipped")
             return "duplicate"
-        conversation = self.storage.load(key, self.config.history_length)
+        conversation = Conversation(key) if detached else self.storage.load(key, self.config.history_length)
         try:
-            answer = self._answer(message, key, conversation)
+            answer = self._answer(message, key, conversation, detached)
         except Exception:
             # Nothing reached the user (the edge tells them something went wrong): a redelivery may answer.
             self.storage.release(claim)
@@ -146,7 +151,7 @@ class Replier:
             self.delivery.tell(message, webhook, texts.PARTIAL)
             self.storage.finish(claim, key)
             return "delivery-failed"
-        if answer.outcome == "answered":
+        if answer.outcome == "answered" and not detached:
             kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
             self.storage.add_turn(key, message, answer.asked or message.question, kept, conversation,
                                   self.config.history_length)
@@ -185,7 +190,7 @@ class Replier:
             self.delivery.note_quota_spent(exc.code)
             return QuestionBuilder(None, self.config.file_text_chars, texts.UNSEEN_QUOTA).build(message)
 
-    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation) -> Answer:
+    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation, detached: bool) -> Answer:
         refusal = not_allowed(self.config, message)
         if refusal:
             return Answer(refusal, "refused")
@@ -196,6 +201,8 @@ class Replier:
         if not message.question and not message.media:
             return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, "empty")
         command = None if message.media else parse_command(message.question)
+        if command is not None and detached:
+            return Answer(texts.DETACHED_COMMAND, "refused")
         if command is not None:
             done = Commands(self.config, self.storage).run(command, key, message, conversation)
             return Answer(done.text, done.outcome, record=done.record, plain=done.plain)

@@ -74,3 +74,4 @@ QUOTED_AUDIO = "暂时听不了引用的语音，请把内容打成文字再问�
 ASK_ABOUT_MEDIA = "请看我发来的内容并回应。"
 QUOTED_INTRO = "我引用了一条之前的消息："
 QUOTED_OUTRO = "我的问题："
+DETACHED_COMMAND = "这条消息和同一时刻的另一条消息共用了一个钉钉签名，为安全起见没有执行指令，请再发一次。"

@@ -19,7 +19,7 @@ from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, digest
 from shared.reply.oss.quota import QuotaMemo
-from shared.reply.oss.signatures import Signatures
+from shared.reply.oss.signatures import FIRST, Signatures, identity
 from shared.reply.oss.usage import Calendar, Entry, UsageBook
 
 T = TypeVar("T")
@@ -126,17 +126,18 @@ class Storage:
         return self._attempt("claim the message", "answering without a duplicate check",
                              lambda: self.claims.claim(key, msg_id, ttl_ms), unclaimed)
 
-    def first_message_of(self, message: IncomingMessage) -> bool:
-        """Whether the message is the one its signed request carried first (``signatures.py``). When
-        storage fails the message goes ahead: the signature was checked, only its reuse is not."""
+    def signed_as(self, message: IncomingMessage) -> str:
+        """What the message's signed request makes of it (``signatures.py``): ``FIRST``, ``DETACHED`` or
+        ``REPLAYED``. When storage fails the message goes ahead: the signature was checked, only its reuse
+        is not."""
         if not message.signature or message.receivedAt is None or self.signatures is None:
-            return True
-        signatures, msg_id = self.signatures, message.msgId
-        bound = self._attempt("check the request signature's first use", "a replayed signature is not detected",
-                              lambda: signatures.bind(message.signature, msg_id, message.receivedAt or 0), True)
-        if int(digest(msg_id, 8), 16) % COMPACT_EVERY == 1:
+            return FIRST
+        signatures, mine = self.signatures, identity(message.msgId, message.conversationId, message.sessionWebhook)
+        verdict = self._attempt("check the request signature's first use", "a replayed signature is not detected",
+                                lambda: signatures.bind(message.signature, mine, message.receivedAt or 0), FIRST)
+        if int(digest(message.msgId, 8), 16) % COMPACT_EVERY == 1:
             self._attempt("compact signature records", "old records stay until next time", signatures.compact, 0)
-        return bound
+        return verdict
 
     def finish(self, claim: Claim, key: str) -> None:
         self._attempt("mark the message handled", "a redelivery could be answered again",
