@@ -4,8 +4,10 @@
 - tavily: ``POST /search`` (``Authorization: Bearer``) → ``{results: [{title, url, content, score}]}``
 - searxng: ``GET /search?q=…&format=json`` → ``{results: [{title, url, content}]}`` (403 without ``format=json``,
   as an instance that has not enabled JSON answers)
-Results point at ``/pages/<n>``, small HTML articles served here too, so the link reader can open them.
-Requests are kept in ``requests``; a wrong key is refused with 401.
+Results point at ``/pages/<n>``, small HTML articles served here too, so the link reader can open them;
+``pages`` serves other bodies at ``/pages/<name>`` (a page in another encoding, a hostile page) and
+``extra_results`` adds results to every search. Requests are kept in ``requests``; a wrong key is refused
+with 401.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 from urllib.parse import unquote, urlsplit
 
 from devstack.loopback import JsonHandler, LoopbackServer
@@ -33,13 +35,15 @@ class FakeSearch(LoopbackServer):
         self.page_delay = page_delay
         self.search_delay = 0.0  # seconds each search takes (a card shows the tool's status line meanwhile)
         self.requests: List[Dict[str, Any]] = []
+        self.pages: Dict[str, Tuple[str, bytes]] = {}  # name -> (Content-Type, body)
+        self.extra_results: List[Dict[str, str]] = []
         self.pages_in_flight = 0
         self.most_pages_in_flight = 0
         self.lock = threading.Lock()
 
     def results(self, query: str) -> List[Dict[str, str]]:
         return [{"title": f"{query}：示例新闻 {n}", "url": f"{self.url}/pages/{n}",
-                 "content": f"关于「{query}」的第 {n} 条示例结果。"} for n in (1, 2)]
+                 "content": f"关于「{query}」的第 {n} 条示例结果。"} for n in (1, 2)] + self.extra_results
 
 
 class _Handler(JsonHandler):
@@ -97,9 +101,10 @@ class _Handler(JsonHandler):
         try:
             time.sleep(self.server.page_delay)
             number = path.rsplit("/", 1)[-1]
-            body = article(int(number) if number.isdigit() else 0).encode("utf-8")
+            content_type, body = self.server.pages.get(number) or (
+                "text/html; charset=utf-8", article(int(number) if number.isdigit() else 0).encode("utf-8"))
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

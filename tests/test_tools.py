@@ -317,3 +317,23 @@ def test_without_a_bucket_a_picture_as_data_is_told_and_the_answer_still_comes(r
     assert ask(reply, sink, "画一只猫") == "answered"
     tool_message = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
     assert "no OSS_BUCKET" in tool_message and "![图片]" not in said(sink)[-1]
+
+
+GBK_ARTICLE = "<html><head>{meta}<title>星河计划</title></head><body><article><p>星河计划由李四负责，" \
+              "预算为三百万元，第一阶段在杭州进行。</p><p>第二阶段的目标是覆盖华东地区的全部门店。</p></article>" \
+              "</body></html>"
+
+
+@pytest.mark.parametrize("content_type, meta", [
+    ("text/html", '<meta charset="gbk">'),
+    ("text/html", '<meta http-equiv="Content-Type" content="text/html; charset=gb2312">'),
+    ("text/html", ""),  # declared nowhere: the bytes decide
+    ("text/html; charset=GB18030", '<meta charset="utf-8">'),  # the header wins over the page
+], ids=["meta-charset", "http-equiv", "undeclared", "header-wins"])
+def test_a_page_in_gbk_is_read_as_a_browser_reads_it(content_type, meta, web):
+    from shared.reply.tools.links import ReadLink
+
+    web.pages["gbk"] = (content_type, GBK_ARTICLE.format(meta=meta).encode("gbk"))
+    host, port = web.address
+    text = ReadLink(1 << 20, 5000, allow=(f"{host}:{port}",)).run({"url": f"{web.url}/pages/gbk"}, 5).text
+    assert "星河计划由李四负责" in text and "华东地区" in text

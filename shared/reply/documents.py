@@ -10,10 +10,8 @@ bytes (20 KB of zip can hold 20 MB of empty elements). Whatever a library raises
 or hostile file (recursion, its own limits, corrupt deflate data, encrypted or unknown zip
 entries) ends in one sentence for the chat.
 
-Text files are decoded as UTF-8 (with or without BOM), else as what ``charset_normalizer``
-(requests' own detector, built into FC's python3.10) finds among the encodings Chinese teams'
-files come in (UTF-16, GB18030, Big5, Shift-JIS), else GB18030. ``pypdf``, ``defusedxml`` and
-the detector are imported only when such a file arrives. Anything else (images sent as files,
+Text files are decoded as ``encodings.py`` says. ``pypdf``, ``defusedxml`` and the encoding
+detector are imported only when such a file arrives. Anything else (images sent as files,
 archives, audio, video, old binary ``.doc``) gets a sentence naming what can be read.
 """
 
@@ -29,6 +27,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from shared.common import log
 from shared.common.errors import DingbotError
 from shared.reply import texts
+from shared.reply.encodings import decode_text
 
 TEXT_SUFFIXES = {
     ".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".ini", ".cfg",
@@ -44,7 +43,6 @@ DOCX_XML_LIMIT = 20 * 1024 * 1024
 MAX_XML_NODES = 1_000_000
 XML_CHUNK = 64 * 1024
 # What a Chinese team's text files are in when they are not UTF-8 (Windows Notepad's "Unicode" is UTF-16).
-CANDIDATE_ENCODINGS = ("utf_16", "utf_16_le", "utf_16_be", "utf_32", "gb18030", "big5", "shift_jis")
 WORD = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 BREAKS = {"br": "\n", "cr": "\n", "tab": "\t"}
 
@@ -84,20 +82,6 @@ class _Collected:
     @property
     def full(self) -> bool:
         return self.size > self.max_chars
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "replace")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[:256 * 1024], cp_isolation=list(CANDIDATE_ENCODINGS)).best()
-    encoding = best.encoding if best is not None else "gb18030"
-    return data.decode(encoding, "replace")
 
 
 def _contents_key(page: Any) -> Optional[tuple]:
@@ -232,7 +216,7 @@ def read_document(name: str, data: bytes, max_chars: int, *, clock: Callable[[],
         elif suffix == ".docx":
             _docx_text(data, collected)
         elif suffix in TEXT_SUFFIXES or (not suffix and b"\x00" not in data[:4096]):
-            collected.add(_decode(data))
+            collected.add(decode_text(data))
         else:
             raise Unreadable(texts.FILE_TYPE.format(name=name))
     except Unreadable:

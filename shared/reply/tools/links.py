@@ -14,6 +14,7 @@ from typing import Any, Dict, Sequence
 from urllib.parse import urlsplit
 
 from shared.reply.documents import Unreadable, read_document
+from shared.reply.encodings import decode_html
 from shared.reply.on_demand import use_on_demand_packages
 from shared.reply.tools.base import ToolError, ToolResult, one_string
 from shared.reply.tools.fetch import fetch
@@ -60,8 +61,7 @@ class ReadLink:
         name = urlsplit(page.url).path.rsplit("/", 1)[-1] or "page"
         try:
             if kind in ("text/html", "application/xhtml+xml") or (not kind and page.body.lstrip()[:1] == b"<"):
-                charset = re.search(r"charset=([\w-]+)", page.content_type)
-                text = html_text(page.body.decode(charset.group(1) if charset else "utf-8", "replace"))
+                text = html_text(decode_html(page.body, page.content_type))
             else:
                 if kind == "application/pdf" and not name.lower().endswith(".pdf"):
                     name += ".pdf"
