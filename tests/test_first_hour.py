@@ -97,8 +97,8 @@ def test_a_wrong_port_is_one_usage_line_not_a_traceback(args, env, message):
 def test_a_malformed_dotenv_line_is_reported_with_its_number(tmp_path):
     path = tmp_path / ".env"
     path.write_text("# comment\nMODEL=gpt\nnot a setting\nexport TIMEOUT=30\nSYSTEM_PROMPT='unclosed\n")
-    dotenv = read_dotenv(path)
-    assert dotenv.values == {"MODEL": "gpt", "TIMEOUT": "30"}
+    dotenv = read_dotenv(path, environ={})
+    assert dotenv.values == {"MODEL": "gpt", "TIMEOUT": "30", "SYSTEM_PROMPT": "'unclosed"}
     assert len(dotenv.warnings) == 2
     assert "第 3 行" in dotenv.warnings[0] and "第 5 行" in dotenv.warnings[1]
 
