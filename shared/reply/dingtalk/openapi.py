@@ -55,11 +55,6 @@ class OpenApiError(DingbotError):
     def quota_spent(self) -> bool:
         return self.code in (QUOTA_SPENT, str(QUOTA_SPENT_ERRCODE))
 
-    @property
-    def transient(self) -> bool:
-        """Worth one more try: throttling, a server error or no answer (status 0)."""
-        return self.throttled or self.status >= 500 or self.status == 0
-
 
 def _error_of(what: str, response: requests.Response) -> OpenApiError:
     try:
