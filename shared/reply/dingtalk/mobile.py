@@ -1,7 +1,7 @@
 """Markdown that reads well on a phone: DingTalk's message markdown shows tables on desktop only.
 
 Each table row becomes a list item that names every cell with its column header, so nothing
-is lost on a phone and the desktop still reads it fine. Code blocks are left as they are. Cards
+is lost on a phone and the desktop still reads it fine. Code blocks (``fences.py``) are left as they are. Cards
 render tables, so only the session webhook and the robot OpenAPI get this treatment.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import List
 
-FENCE = re.compile(r"^\s*(```|~~~)")
+from shared.reply.dingtalk import fences
+
 SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 
 
@@ -41,17 +42,16 @@ def _as_list(header: List[str], rows: List[List[str]]) -> List[str]:
 
 def tables_as_lists(text: str) -> str:
     lines = text.split("\n")
+    code = fences.in_code(lines)
     out: List[str] = []
-    index, in_code = 0, False
+    index = 0
     while index < len(lines):
         line = lines[index]
-        if FENCE.match(line):
-            in_code = not in_code
-        if not in_code and _is_row(line) and index + 1 < len(lines) and SEPARATOR.match(lines[index + 1]):
+        if not code[index] and _is_row(line) and index + 1 < len(lines) and SEPARATOR.match(lines[index + 1]):
             header = _cells(line)
             end = index + 2
             rows = []
-            while end < len(lines) and _is_row(lines[end]):
+            while end < len(lines) and not code[end] and _is_row(lines[end]):
                 rows.append(_cells(lines[end]))
                 end += 1
             out.extend(_as_list(header, rows) if rows else ["- " + "，".join(h for h in header if h)])

@@ -3,17 +3,19 @@
 DingTalk refuses robot messages of roughly 15,000+ bytes (errcode 460101 is reported near
 20,000), so message parts are measured in UTF-8 bytes; a card is limited in characters (about
 3,000 before it renders blank), so card parts are measured with ``len``. Cuts fall on paragraph,
-then line, then sentence boundaries; a cut inside a fenced code block closes the fence and
-reopens it in the next part so both halves still render as code. A part never changes once the
+then line, then sentence boundaries; a cut inside a fenced code block closes the fence (with
+its own character and length, ``fences.py``) and reopens it with its info string in the next
+part, so both halves still render as code. A part never changes once the
 text after it is longer than the limit, so a growing answer can be split as it streams.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Callable, List
+from typing import Callable, List, Optional
 
-FENCE = re.compile(r"^\s*(```+|~~~+)(.*)$")
+from shared.reply.dingtalk import fences
+from shared.reply.dingtalk.fences import Fence
+
 _SEPARATORS = ("\n\n", "\n", "。", ". ", "！", "？", "；", " ")
 
 
@@ -41,15 +43,6 @@ def _cut_point(text: str, limit: int, measure: Measure) -> int:
     return len(window)
 
 
-def _open_fence(text: str, state: str | None) -> str | None:
-    """The fence line still open at the end of ``text`` (given the one open at its start)."""
-    for line in text.splitlines():
-        match = FENCE.match(line)
-        if match:
-            state = None if state else match.group(1) + match.group(2).strip()
-    return state
-
-
 def split_message(text: str, limit: int, measure: Measure = utf8_size) -> List[str]:
     """Parts in order, each at most ``limit`` by ``measure`` (UTF-8 bytes unless told otherwise);
     joined, less the fences added around cuts, they give back the text."""
@@ -57,18 +50,18 @@ def split_message(text: str, limit: int, measure: Measure = utf8_size) -> List[s
         return [text]
     reserve = 40 if measure is utf8_size else 8
     parts: List[str] = []
-    fence: str | None = None
+    fence: Optional[Fence] = None
     rest = text
     while rest:
-        prefix = f"{fence}\n" if fence else ""
+        prefix = f"{fence.opening}\n" if fence else ""
         budget = limit - measure(prefix) - reserve
         if measure(rest) <= limit - measure(prefix):
             parts.append(prefix + rest)
             break
         cut = max(1, _cut_point(rest, budget, measure))
         chunk, rest = rest[:cut], rest[cut:]
-        fence_after = _open_fence(chunk, fence)
-        closing = "\n```" if fence_after else ""
+        fence_after = fences.after(chunk.splitlines(), fence)
+        closing = f"\n{fence_after.closing}" if fence_after else ""
         parts.append(prefix + chunk.rstrip("\n") + closing if closing else prefix + chunk)
         fence = fence_after
     return parts
