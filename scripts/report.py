@@ -22,9 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.dotenv import read_dotenv
 from devstack.fc_context import Credentials
+from shared.reply import timezone
 from shared.reply.oss.blobs import ApiBlobs, Blobs, MountBlobs
 from shared.reply.oss.storage import API_PREFIX, DATA_FOLDER
 from shared.reply.oss.usage import Calendar, UsageBook, summarise
+from shared.reply.timezone import DEFAULT_TIMEZONE
 
 ROOT = Path(__file__).resolve().parent.parent
 MONTHLY_API_QUOTA = 5000
@@ -223,8 +225,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="OSS 挂载目录或桶的本地副本（默认本地 make run 的 .local/oss）")
     parser.add_argument("--bucket", action="store_true", help="直接读 .env 里的 OSS_BUCKET")
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "report", help="报告写到哪个目录")
-    parser.add_argument("--tz", default="Asia/Shanghai", help="按哪个时区分天（与回复函数的 TZ 一致）")
+    parser.add_argument("--tz", default=read_dotenv(ROOT / ".env").merged().get("TZ") or DEFAULT_TIMEZONE,
+                        help="按哪个时区分天（默认取 .env 的 TZ，与回复函数一致）")
     args = parser.parse_args(argv)
+    problem = timezone.problem(args.tz)
+    if problem:
+        print(f"时区「{args.tz}」不认识（拼写对吗？例如 Asia/Shanghai）")
+        return 2
     if not args.bucket and not (args.oss_dir / DATA_FOLDER).is_dir():
         print(f"{args.oss_dir} 里没有 {DATA_FOLDER}/：先运行 make run 或 make demo，或用 --oss-dir 指向桶的副本")
         return 1

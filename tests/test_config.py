@@ -73,3 +73,29 @@ def test_reply_defaults_match_the_tutorial():
     assert (config.history_length, config.timeout_seconds, config.oss_mount_point) == (5, 55.0, "/mnt/oss")
     assert config.allowed_webhook_hosts == ("oapi.dingtalk.com", "api.dingtalk.com")
     assert config.temperature is None and not config.history_per_sender
+
+
+BASE = {"CHATGPT_API_KEY": "sk-test"}
+
+
+@pytest.mark.parametrize("name", ["Asia/Shanghai", "America/New_York", "UTC", "Europe/Berlin", "PRC"])
+def test_a_real_time_zone_is_accepted(name):
+    assert ReplyConfig.from_env({**BASE, "TZ": name}).timezone == name
+
+
+@pytest.mark.parametrize("name", ["Asia/Shangai", "asia/shanghai ", "Beijing", "../../etc/passwd", "UTC+8"])
+def test_a_misspelt_time_zone_is_a_startup_error_naming_tz(name):
+    with pytest.raises(ConfigError) as error:
+        ReplyConfig.from_env({**BASE, "TZ": name})
+    assert error.value.variable == "TZ" and name.strip() in error.value.hint and "时区" in error.value.hint
+
+
+def test_without_a_time_zone_database_only_the_zones_that_need_none_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setenv("PYTHONTZPATH", str(tmp_path))
+    if importlib.util.find_spec("tzdata") is None:
+        with pytest.raises(ConfigError, match="TZ"):
+            ReplyConfig.from_env({**BASE, "TZ": "Europe/Berlin"})
+    assert ReplyConfig.from_env({**BASE, "TZ": "Asia/Shanghai"}).timezone == "Asia/Shanghai"
+    assert ReplyConfig.from_env({**BASE, "TZ": "UTC"}).timezone == "UTC"

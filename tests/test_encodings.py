@@ -37,5 +37,6 @@ def test_a_byte_order_mark_is_not_part_of_the_text():
 
 
 def test_gbk_without_any_declaration_is_told_from_its_bytes():
-    page = "<html><body><p>星河计划由李四负责，预算为三百万元，第一阶段在杭州进行，第二阶段覆盖华东地区。</p></body></html>"
+    page = ("<html><body><p>星河计划由李四负责，预算为三百万元，第一阶段在杭州进行，第二阶段覆盖华东地区。</p>"
+            "</body></html>")
     assert "星河计划由李四负责" in decode_html(page.encode("gb18030"), "text/html")

@@ -337,3 +337,24 @@ def test_a_page_in_gbk_is_read_as_a_browser_reads_it(content_type, meta, web):
     host, port = web.address
     text = ReadLink(1 << 20, 5000, allow=(f"{host}:{port}",)).run({"url": f"{web.url}/pages/gbk"}, 5).text
     assert "星河计划由李四负责" in text and "华东地区" in text
+
+
+def test_the_time_in_the_prompt_follows_tz_even_without_the_mount(reply, reply_env, use_env, llm, sink):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    use_env({**reply_env, "TZ": "America/New_York", "OSS_MOUNT_POINT": "/nonexistent/mount"})
+    ask(reply, sink, "现在几点")
+    clock = [m for m in llm.raw_requests[-1]["messages"] if m["role"] == "system"][0]["content"]
+    now = dt.datetime.now(ZoneInfo("America/New_York"))
+    assert "America/New_York" in clock and (f"{now:%Y-%m-%d %H:}" in clock or now.minute == 0)
+
+
+def test_a_misspelt_tz_stops_the_function_with_a_sentence_naming_it(reply, reply_env, use_env, llm, sink):
+    from shared.reply import texts
+
+    use_env({**reply_env, "TZ": "Asia/Shangai"})
+    body = callback_body("你好", webhook_base=sink.url)
+    answer = json.loads(reply(parse_callback(json.dumps(body).encode()).to_payload(), context("reply")))
+    assert answer == {"status": "misconfigured", "variable": "TZ"} and llm.requests == []
+    assert sink.wait_for(1)[0]["text"]["content"] == texts.MISCONFIGURED.format(variable="TZ")

@@ -17,7 +17,8 @@ from shared.reply import texts
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
-from shared.reply.oss.usage import Entry, Totals, short, zone_of
+from shared.reply.oss.usage import Entry, Totals, short
+from shared.reply.timezone import zone_of
 
 PREFIXES = ("\\", "/")
 PERSONA_MAX_CHARS = 2000

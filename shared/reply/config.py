@@ -15,12 +15,12 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from shared.common.settings import EnvReader, load_once
+from shared.reply import timezone
 from shared.reply.prices import parse_prices
 
 DEFAULT_LLM_ENDPOINT = "https://api.openai.com"
 COMPLETIONS_PATH = "/chat/completions"
 DEFAULT_MODEL = "gpt-4.1-mini"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 DEFAULT_WEBHOOK_HOSTS = ("oapi.dingtalk.com", "api.dingtalk.com")
 DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
@@ -242,7 +242,7 @@ class ReplyConfig:
             max_file_bytes=read.number("MAX_FILE_MB", 10, int, 1, 20) * 1024 * 1024,
             max_message_media_bytes=read.number("MAX_MESSAGE_MEDIA_MB", 20, int, 1, 40) * 1024 * 1024,
             file_text_chars=read.number("FILE_TEXT_CHARS", 20000, int, 1000, 500_000),
-            timezone=read.text("TZ") or DEFAULT_TIMEZONE,
+            timezone=_timezone(read),
             usage_keep_days=read.number("USAGE_KEEP_DAYS", 35, int, 32, 3650),
             quotas=Quotas.read(read),
             prices=_prices(read),
@@ -282,6 +282,16 @@ def _api_key(read: EnvReader, base_url: str) -> str:
 
 TOOL_NAMES = ("read_url", "web_search", "mcp", "draw_image")
 SEARCH_PROVIDERS = ("bocha", "tavily", "searxng")
+
+
+def _timezone(read: EnvReader) -> str:
+    name = read.text("TZ") or timezone.DEFAULT_TIMEZONE
+    problem = timezone.problem(name)
+    if problem:
+        read.fail("TZ", f"{name!r} {problem}",
+                  f"「{name}」不是这个运行环境认识的时区（拼写对吗？例如 Asia/Shanghai）；"
+                  f"用量按天统计和回答里的当前时间都用它")
+    return name
 
 
 def _tools(read: EnvReader) -> Tuple[str, ...]:

@@ -21,6 +21,7 @@ from shared.reply.oss.history import Conversation, HistoryStore, digest
 from shared.reply.oss.quota import QuotaMemo
 from shared.reply.oss.signatures import FIRST, Signatures, identity
 from shared.reply.oss.usage import Calendar, Entry, UsageBook
+from shared.reply.timezone import DEFAULT_TIMEZONE
 
 T = TypeVar("T")
 DATA_FOLDER = "dingbot"
@@ -61,11 +62,11 @@ def api_claims_problem(blobs: ApiBlobs) -> str:
 class Storage:
     def __init__(self, history: Optional[HistoryStore], claims: Optional[Claims], *,
                  quota: Optional[QuotaMemo] = None, usage: Optional[UsageBook] = None, unavailable: str = "",
-                 clock: Callable[[], float] = time.time) -> None:
+                 calendar: Optional[Calendar] = None, clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
         self.usage = usage
-        self.calendar = usage.calendar if usage is not None else Calendar("Asia/Shanghai", clock)
+        self.calendar = calendar or (usage.calendar if usage is not None else Calendar(DEFAULT_TIMEZONE, clock))
         self.signatures = Signatures(claims.blobs, atomic_create=claims.atomic_create, clock=clock) \
             if claims is not None else None
         self.quota = quota
@@ -79,8 +80,8 @@ class Storage:
         is FC's (the context's), used when neither ``OSS_REGION`` nor ``OSS_ENDPOINT`` names one."""
         mount = Path(config.oss_mount_point)
         if not mount.is_dir():
-            return cls(None, None, unavailable=f"OSS_MOUNT_POINT {mount} is not a directory (is the OSS mount "
-                                               f"configured?)")
+            return cls(None, None, calendar=Calendar(config.timezone),
+                       unavailable=f"OSS_MOUNT_POINT {mount} is not a directory (is the OSS mount configured?)")
         blobs = MountBlobs(mount / DATA_FOLDER)
         api = cls._api_blobs(config, credentials, region)
         claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional
 
 from shared.reply.oss.blobs import Blobs, decode, encode
 from shared.reply.oss.history import digest
+from shared.reply.timezone import zone_of
 
 FOLDER = "usage/"
 DAYS = FOLDER + "days/"
@@ -112,18 +113,6 @@ class Calendar:
         """Every day of this month up to today, oldest first."""
         today = dt.datetime.fromtimestamp(self.clock(), self.zone).date()
         return [today.replace(day=d).isoformat() for d in range(1, today.day + 1)]
-
-
-def zone_of(name: str) -> dt.tzinfo:
-    """``zoneinfo`` when the system has the tz database; Asia/Shanghai (UTC+8, no daylight saving) without it."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name)
-    except Exception:
-        if name in ("Asia/Shanghai", "Asia/Chongqing", "PRC"):
-            return dt.timezone(dt.timedelta(hours=8), name)
-        return dt.timezone.utc
 
 
 class UsageBook:
