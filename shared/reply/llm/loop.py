@@ -49,7 +49,8 @@ class ModelLoop:
     calls: int = 0
 
     def run(self, prompt: Prompt) -> Iterator[Event]:
-        """Raises ``LLMError`` as the model call does."""
+        """Raises ``LLMError`` as the model call does. The answer's ``TIMEOUT`` starts once the SDK is ready."""
+        self.model.prepare()
         deadline = self.clock() + self.seconds
         self.model.overall_deadline = deadline
         specs = [spec(tool) for tool in self.tools]

@@ -3,7 +3,8 @@
 The SDK is imported on first use: it is the heaviest import of the bundle, and a command such
 as ``\\clear`` never needs it.
 
-``TIMEOUT`` is a wall-clock deadline on the whole call: the SDK's timeouts are per read, so a
+``TIMEOUT`` is a wall-clock deadline on the whole call, counted from the request (``prepare``: the
+SDK's import on a cold instance is not the model's time): the SDK's timeouts are per read, so a
 server that sends SSE keep-alive comments, or drips whitespace into a non-streamed answer,
 would hold the call for ever. A watchdog (``watchdog.py``) closes the client when the time is
 up; the call then ends with the timeout sentence, and the next call builds a new client.
@@ -161,9 +162,17 @@ class ChatModel:
             logger.info("MAX_CONTEXT_TOKENS=%d: sent %d of %d turns", limit, len(fitted.history), len(prompt.history))
         return fitted
 
+    def prepare(self) -> Any:
+        """The SDK imported and its client built: on a cold instance that takes a good part of a second, which
+        is this instance's time, not the model's, so every ``TIMEOUT`` is counted from after it."""
+        import openai  # noqa: F401  (the import is the point)
+
+        return _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
+
     def _create(self, prompt: Prompt, **extra: Any) -> Any:
         """One completion request, retried within the TIMEOUT budget; raises ``LLMError``. The watchdog it
         starts is stopped by the caller once the answer is read, or here when no answer comes."""
+        self.prepare()
         self.deadline = self.clock() + self.config.timeout_seconds
         if self.overall_deadline is not None:
             self.deadline = min(self.deadline, self.overall_deadline)
@@ -177,7 +186,7 @@ class ChatModel:
     def _attempts(self, prompt: Prompt, extra: Dict[str, Any]) -> Any:
         import openai
 
-        client = _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
+        client = self.prepare()
         attempt, shortened = 0, False
         while True:
             attempt += 1
