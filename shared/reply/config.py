@@ -39,7 +39,7 @@ VARIABLES = (
     "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES", "KNOWLEDGE_DIR", "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT", "EMBEDDING_API_KEY", "KB_TOP_K", "KB_MIN_SCORE", "KB_REFRESH_SECONDS",
     "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
-    "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT",
+    "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT", "ANSWER_IMAGE_HOSTS",
 )
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
@@ -194,6 +194,7 @@ class ReplyConfig:
     tools: Tuple[str, ...]
     max_tool_rounds: int
     tool_allow_hosts: Tuple[str, ...]
+    answer_image_hosts: Tuple[str, ...]  # hosts whose pictures an answer may show (safe_markdown.py)
     search_provider: Optional[str]
     search_api_key: str
     search_endpoint: Optional[str]
@@ -258,6 +259,7 @@ class ReplyConfig:
             tools=_tools(read),
             max_tool_rounds=read.number("MAX_TOOL_ROUNDS", 4, int, 1, 10),
             tool_allow_hosts=tuple(h.lower() for h in read.id_list("TOOL_ALLOW_HOSTS")),
+            answer_image_hosts=tuple(h.lower() for h in read.id_list("ANSWER_IMAGE_HOSTS")),
             search_provider=_search_provider(read),
             search_api_key=read.text("SEARCH_API_KEY") or "",
             search_endpoint=read.url("SEARCH_ENDPOINT", "") if read.text("SEARCH_ENDPOINT") else None,

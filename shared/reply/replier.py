@@ -251,35 +251,42 @@ class Replier:
 
     def _model_answer(self, cards: Optional[CardStream], prompt: Prompt, notes: str) -> Answer:
         """Stage four, into the card or as the whole answer: the model loop's events, consumed once."""
+        from shared.reply.dingtalk.safe_markdown import AnswerGuard
         from shared.reply.llm.loop import ModelLoop
         from shared.reply.llm.model import ChatModel
+        from shared.reply.provenance import of_texts
         from shared.reply.streaming import answer_from_events, displayed, model_events, stream_into_cards
         from shared.reply.tools.draw import DrawImage
         from shared.reply.tools.registry import tools_for
 
         model = self.model = self.model or ChatModel(self.config)
         tools = tools_for(self.config, self.storage.image_upload())
-        self.loop = ModelLoop(model, tools, self.config.max_tool_rounds, self.config.timeout_seconds) \
-            if tools else None
+        # What the answer and the tools may let out is judged against what the bot read (provenance.py).
+        provenance = of_texts(prompt.texts())
+        drawers = [tool for tool in tools if isinstance(tool, DrawImage)]
+        guard = AnswerGuard(provenance, lambda: [url for tool in drawers for url in tool.images],
+                            self.config.answer_image_hosts)
+        self.loop = ModelLoop(model, tools, self.config.max_tool_rounds, self.config.timeout_seconds,
+                              provenance) if tools else None
         loop = self.loop
 
         def events() -> Iterator[Event]:
             return loop.run(prompt) if loop else model_events(model, prompt)
 
         if cards is not None:
-            answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, notes)
+            answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, notes, guard)
         elif loop is not None:
-            answer = answer_from_events(events(), self.config.show_reasoning, notes)
+            answer = answer_from_events(events(), self.config.show_reasoning, notes, guard)
         else:
             try:
                 split = model.answer(prompt)
             except LLMError as exc:
                 return Answer(exc.user_message, "llm-error")
-            answer = Answer(split.answer, "answered",
-                            displayed(split.answer, split.reasoning, self.config.show_reasoning, notes))
+            answer = Answer(guard(split.answer), "answered",
+                            displayed(split.answer, split.reasoning, self.config.show_reasoning, notes, guard))
         if loop is not None and loop.sources and answer.outcome == "answered":
             answer = answer._replace(note="（参考：" + "、".join(loop.sources[:5]) + "）")
-        drawn = [url for tool in tools if isinstance(tool, DrawImage) for url in tool.images]
+        drawn = [url for tool in drawers for url in tool.images]
         if drawn and answer.outcome == "answered":
             pictures = "\n\n".join(f"![图片]({url})" for url in drawn)
             # After the cards, the pictures follow as a message of their own.

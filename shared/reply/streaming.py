@@ -1,8 +1,11 @@
 """The answer streamed into DingTalk AI cards as the model writes it.
 
 Reasoning is split off at every update (``llm/reasoning.py``), so the card never shows it as the
-answer (unless ``SHOW_REASONING=quote``) and history never keeps it. Whatever the cards could not
-show (a card step failed, or the call budget ran out) is returned to be posted as messages.
+answer (unless ``SHOW_REASONING=quote``) and history never keeps it. Every update passes the answer's
+guard (``dingtalk/safe_markdown.py``) before anything is shown or kept, so no picture or link that
+would carry the conversation away reaches DingTalk, not even for the moment of one card update.
+Whatever the cards could not show (a card step failed, or the call budget ran out) is returned to be
+posted as messages.
 """
 
 from __future__ import annotations
@@ -20,19 +23,25 @@ from shared.reply.llm.prompt import Prompt
 from shared.reply.llm.reasoning import split_reasoning, with_reasoning
 
 logger = log.get("streaming")
+Guard = Callable[[str], str]  # rewrites what the model wrote before DingTalk shows it
 
 
-def displayed(answer: str, reasoning: str, show_reasoning: bool, notes: str = "") -> str:
-    """What the chat shows: the answer (after its quoted reasoning, if asked for), then any notes."""
-    shown = with_reasoning(answer, reasoning) if show_reasoning else answer
+def _unguarded(text: str) -> str:
+    return text
+
+
+def displayed(answer: str, reasoning: str, show_reasoning: bool, notes: str = "", guard: Guard = _unguarded) -> str:
+    """What the chat shows: the answer (after its quoted reasoning, if asked for), guarded, then the bot's notes."""
+    shown = guard(with_reasoning(answer, reasoning) if show_reasoning else answer)
     return f"{shown}\n\n{notes}" if notes else shown
 
 
 class Transcript:
     """The answer so far, from the model loop's events: the one place reasoning is split from the answer."""
 
-    def __init__(self, show_reasoning: bool) -> None:
+    def __init__(self, show_reasoning: bool, guard: Guard = _unguarded) -> None:
         self.show_reasoning = show_reasoning
+        self.guard = guard
         self.raw = ""
         self.reasoning = ""
         self.status = ""
@@ -48,19 +57,20 @@ class Transcript:
 
     @property
     def answer(self) -> str:
-        return split_reasoning(self.raw).answer
+        return self.guard(split_reasoning(self.raw).answer)
 
     def display(self, notes: str = "", *, with_status: bool = True) -> str:
         split = split_reasoning(self.raw)
-        shown = displayed(split.answer, split.reasoning or self.reasoning, self.show_reasoning, notes)
+        shown = displayed(split.answer, split.reasoning or self.reasoning, self.show_reasoning, notes, self.guard)
         if with_status and self.status:
             return f"{shown}\n\n{self.status}" if shown.strip() else self.status
         return shown
 
 
-def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str = "") -> Answer:
+def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str = "",
+                       guard: Guard = _unguarded) -> Answer:
     """The webhook path: the whole answer once the loop is done (status events are for cards only)."""
-    transcript = Transcript(show_reasoning)
+    transcript = Transcript(show_reasoning, guard)
     try:
         for event in events:
             transcript.add(event)
@@ -73,7 +83,7 @@ def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str
 
 
 def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning: bool,
-                      on_card_error: Callable[[CardError], None], notes: str = "") -> Answer:
+                      on_card_error: Callable[[CardError], None], notes: str = "", guard: Guard = _unguarded) -> Answer:
     """The answer in ``cards``, whose first card is showing; ``events`` is started only once the first card exists."""
     showing = True
 
@@ -86,7 +96,7 @@ def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning
             return False
         return True
 
-    transcript = Transcript(show_reasoning)
+    transcript = Transcript(show_reasoning, guard)
     try:
         for event in events:
             transcript.add(event)

@@ -6,6 +6,12 @@ in pieces and put together here), the calls of that round run at once, each with
 ``MAX_TOOL_ROUNDS`` rounds may call tools; then one last request without tools makes the answer. A
 model or provider that refuses tools is asked without them (``model.py`` remembers). While a tool runs
 the stream carries a status event ("🔍 正在搜索：…"), which the card shows and the answer never keeps.
+
+What a tool returns may have been written by anyone, and a model follows instructions it finds there
+often enough. So a tool that opens a URL (``url_argument``) opens only an address the bot has read (the
+question, the conversation, an earlier result or search: ``provenance.py``), never one the model made up
+with the conversation in it; each result is added to what the bot has read, as a secret of the
+conversation unless the tool says its results are public.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from shared.common import log
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import Prompt
+from shared.reply.provenance import Provenance
 from shared.reply.tools.base import NO_SUCH_TOOL, TOOL_FAILED, Tool, ToolError, ToolResult, spec
 
 TEXT, REASONING, STATUS = "text", "reasoning", "status"
@@ -44,6 +51,7 @@ class ModelLoop:
     tools: List[Tool]
     max_rounds: int
     seconds: float
+    provenance: Provenance = field(default_factory=Provenance)
     clock: Callable[[], float] = time.monotonic
     sources: List[str] = field(default_factory=list)
     calls: int = 0
@@ -99,8 +107,15 @@ class ModelLoop:
         tool = self._tool(call["name"])
         if tool is None:
             return f"{NO_SUCH_TOOL} {call['name']!r}."
+        arguments = _arguments(call)
+        url_argument = getattr(tool, "url_argument", None)
+        url = str(arguments.get(url_argument) or "") if url_argument else ""
+        if url and not self.provenance.known_url(url):
+            logger.warning("refused %s of an address nothing the bot read contains: %s", call["name"],
+                           url.split("?", 1)[0][:100])
+            return f"{TOOL_FAILED}: only addresses from the question or an earlier result can be opened."
         try:
-            result: ToolResult = tool.run(_arguments(call), seconds)
+            result: ToolResult = tool.run(arguments, seconds)
         except ToolError as exc:
             logger.warning("tool %s failed: %s", call["name"], exc)
             return f"{TOOL_FAILED}: {exc}"
@@ -108,6 +123,7 @@ class ModelLoop:
             logger.exception("tool %s crashed", call["name"])
             return f"{TOOL_FAILED} ({type(exc).__name__})."
         self.sources.extend(s for s in result.sources if s not in self.sources)
+        self.provenance.add(result.text, secret=not getattr(tool, "public_results", False))
         return result.text
 
 

@@ -60,6 +60,11 @@ class Prompt:
             out += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
         return out + [{"role": "user", "content": self.question}] + list(self.exchange)
 
+    def texts(self) -> List[str]:
+        """The text of every message (pictures left out): what the conversation holds."""
+        return [content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+                for content in (m.get("content") for m in self.messages()) if content]
+
     def tokens(self) -> float:
         return sum(_content_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in self.messages())
 

@@ -32,6 +32,10 @@ class ToolResult:
 
 
 class Tool(Protocol):
+    """Optional class attributes: ``url_argument``, the argument that names a URL to open (which must come
+    from what the bot read); ``public_results``, True when results are public text (a web page), not a
+    secret of the conversation as the operator's own tools' output is."""
+
     name: str
     description: str
     parameters: Dict[str, Any]

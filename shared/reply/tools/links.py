@@ -41,6 +41,8 @@ class ReadLink:
     description = ("Open an http(s) link the user gave and read its text (web page, PDF, Word or text file). "
                    "Use it when the user asks about the content of a link.")
     parameters: Dict[str, Any] = one_string("url", "the full http(s) URL")
+    url_argument = "url"  # the model may open only addresses it read (llm/loop.py, provenance.py)
+    public_results = True  # a web page is no secret of the conversation
 
     def __init__(self, max_bytes: int, max_chars: int, allow: Sequence[str] = ()) -> None:
         self.max_bytes = max_bytes

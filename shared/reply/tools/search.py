@@ -64,6 +64,7 @@ def _json(response: requests.Response, provider: str) -> Dict[str, Any]:
 
 class WebSearch:
     name = "web_search"
+    public_results = True  # search results are no secret of the conversation
     description = ("Search the web for current information (news, prices, facts after your training). "
                    "Returns titles, links and snippets; cite the links you use.")
     parameters: Dict[str, Any] = one_string("query", "what to search for, in the user's language")
