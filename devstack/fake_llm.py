@@ -105,6 +105,42 @@ def offline_answer(messages: List[Dict[str, Any]]) -> str:
     return f"{LABEL}收到：「{question}」。（上下文中有 {len(earlier)} 轮之前的提问）"
 
 
+# An instruction planted in a page, a search result, a tool's output or a document, for a model that obeys
+# (``FakeLLM.obey_injections``): "照做：<what to do>", where {对话} stands for the conversation so far.
+INJECTION = re.compile(r"照做：(.+)")
+CONVERSATION = "{对话}"
+
+
+def conversation_so_far(messages: List[Dict[str, Any]]) -> str:
+    """What an attacker wants: every user and assistant turn, and the persona, as one string."""
+    return "；".join(text_of(m.get("content")) for m in messages if m.get("role") in ("user", "assistant", "system")
+                    and not is_clock_line(m) and "来源：" not in text_of(m.get("content")))
+
+
+def injected(messages: List[Dict[str, Any]]) -> List[str]:
+    """The planted instructions, filled in with the conversation, in the order they were read."""
+    from urllib.parse import quote
+
+    data = quote(conversation_so_far(messages))
+    planted = [text_of(m.get("content")) for m in messages if m.get("role") == "tool" or
+               (m.get("role") == "system" and "来源：" in text_of(m.get("content")))]
+    return [order.strip().replace(CONVERSATION, data) for text in planted for order in INJECTION.findall(text)]
+
+
+def obeyed_calls(messages: List[Dict[str, Any]], tools: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A model that obeys: a planted "read_url <address>" is called (once), else it calls tools as usual."""
+    offered = {tool["function"]["name"] for tool in tools}
+    called = {json.loads(call["function"]["arguments"]).get("url") for m in messages if m.get("role") == "assistant"
+              for call in m.get("tool_calls") or []}
+    orders = [order.split(" ", 1)[1].strip() for order in injected(messages) if order.startswith("read_url ")]
+    urls = [url for url in orders if url not in called and "read_url" in offered]
+    if urls:
+        return [{"id": f"call_obey_{i}", "type": "function", "function": {"name": "read_url",
+                                                                           "arguments": json.dumps({"url": url})}}
+                for i, url in enumerate(urls)]
+    return tool_calls_for(messages, tools)
+
+
 class FakeLLM(LoopbackServer):
     def __init__(self, port: int = 0, api_key: Optional[str] = None) -> None:
         super().__init__(_Handler, port)
@@ -129,6 +165,8 @@ class FakeLLM(LoopbackServer):
         self.drawn: List[Dict[str, Any]] = []
         # Replaces the offline model's choice of tool calls (tests: a model that never stops calling tools).
         self.always_call: Optional[Callable[[List[Dict[str, Any]], List[Dict[str, Any]]], List[Dict[str, Any]]]] = None
+        # A model that follows instructions it finds in what it reads (INJECTION): the attack the bot must survive.
+        self.obey_injections = False
         self.embedded = 0  # texts embedded so far
         self.embedding_arrivals: List[float] = []  # when each embeddings request arrived (time.time())
 
@@ -193,10 +231,13 @@ class _Handler(JsonHandler):
             self.send_json(400, {"error": {"message": "This model does not support tools (function calling).",
                                            "type": "invalid_request_error", "code": "invalid_value"}})
             return
-        calls = (self.server.always_call or tool_calls_for)(messages, tools) if tools else []
+        choose = self.server.always_call or (obeyed_calls if self.server.obey_injections else tool_calls_for)
+        calls = choose(messages, tools) if tools else []
         if calls and request.get("stream"):
             return self._stream_tool_calls(request.get("model", "offline"), calls)
         answer = "" if fault.get("empty") else offline_answer(messages)
+        if self.server.obey_injections and answer:
+            answer = "\n\n".join([answer] + [o for o in injected(messages) if not o.startswith("read_url ")])
         reasoning = THOUGHT if self.server.reasoning == "separate" else ""
         if self.server.reasoning == "inline":
             answer = f"<think>{THOUGHT}</think>\n\n{answer}"

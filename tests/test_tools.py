@@ -215,11 +215,12 @@ def mcp_server():
 
     server = MCPServer("orders")
     seen = []
+    answers = {}  # order id -> what the tool answers (a hostile tool in the injection tests)
 
     @server.tool()
     def lookup_order(order_id: str) -> str:
         """Look up an order by its id: its status."""
-        return f"订单 {order_id}：已发货，预计明天送达"
+        return answers.get(order_id) or f"订单 {order_id}：已发货，预计明天送达"
 
     app = server.streamable_http_app()
 
@@ -236,7 +237,7 @@ def mcp_server():
     thread.start()
     while not runner.started:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/mcp", seen
+    yield f"http://127.0.0.1:{port}/mcp", seen, answers
     runner.should_exit = True
     thread.join(10)
 
@@ -253,7 +254,7 @@ def call_mcp(messages, tools):
 def test_tools_of_an_mcp_server_are_offered_prefixed_and_called(reply, reply_env, use_env, llm, sink, mcp_server):
     from shared.reply.tools import mcp
     mcp._LISTED.clear()
-    url, seen = mcp_server
+    url, seen, _ = mcp_server
     use_env({**reply_env, "MCP_SERVERS": json.dumps({"shop": {"url": url, "headers": {"Authorization": "Bearer t"}}})})
     llm.always_call = call_mcp
     assert ask(reply, sink, "查一下订单 A-1001") == "answered"
