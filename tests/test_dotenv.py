@@ -37,7 +37,7 @@ def _dotenv_text():
     return "\n".join(SUPPORT + rest + [line for line, _, _ in LINES]) + "\n"
 
 
-@pytest.mark.parametrize("line, variable, value", LINES, ids=[line for line, _, _ in LINES])
+@pytest.mark.parametrize("line, variable, value", LINES, ids=[variable for _, variable, _ in LINES])
 def test_each_line_reads_as_the_deploy_tool_reads_it(line, variable, value, tmp_path):
     path = tmp_path / ".env"
     path.write_text("\n".join(SUPPORT + [line]) + "\n")

