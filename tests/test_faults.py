@@ -14,7 +14,6 @@ from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply.config import load_reply_config
 from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.webhook import ATTEMPTS, WebhookSender
-from shared.reply.llm.model import ChatModel
 from shared.reply.oss.storage import Storage
 from shared.reply.replier import Replier
 
@@ -57,7 +56,7 @@ def test_message_that_reached_nobody_can_be_answered_by_a_later_delivery(reply_e
     config = load_reply_config(reply_env)
     waits = []
     sender = WebhookSender(config.allowed_webhook_hosts, sleep=waits.append)
-    replier = Replier(config, Delivery(config, sender, Storage.open(config)), ChatModel(config))
+    replier = Replier(config, Delivery(config, sender, Storage.open(config)))
     message = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode())
     sink.fail_next(*[{"status": 503}] * ATTEMPTS)
     assert replier.process(message) == "delivery-failed"

@@ -5,10 +5,16 @@ recorded only after DingTalk accepted the answer, and when nothing reached the u
 (and any command's record) is given back, so a redelivery can answer and nothing the user was
 never told takes effect.
 
+The stages run in the order ``ANSWER_STAGES`` lists them: admit (allowed, not a command, within the
+quota), the question, the first card, the knowledge, and the brain (``brains/``: the model and its
+tools, or a Bailian or Dify application); the first stage that has an answer ends the list. Then the
+answer is delivered and the message recorded. What one message needs while it is handled is in its
+``Handling``, never on the ``Replier``.
+
 The first card is delivered as soon as the question is known, before the knowledge search and the
-model stage: those (and the model SDK) are imported where they are first used, so on a cold
-instance the card already shows while they load, and a slow embeddings call keeps nobody waiting
-in front of an empty chat.
+brain: those (and the model SDK) are imported where they are first used, so on a cold instance the
+card already shows while they load, and a slow embeddings call keeps nobody waiting in front of an
+empty chat.
 """
 
 from __future__ import annotations
@@ -16,32 +22,31 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Optional, Tuple
+from typing import Callable, Iterator, List, Optional
 
 from shared.common import log
-from shared.common.errors import LLMError, WebhookError
+from shared.common.errors import WebhookError
 from shared.common.message import IncomingMessage
 from shared.reply import texts
+from shared.reply.address import ChatAddress
 from shared.reply.admit import not_allowed, over_quota
 from shared.reply.answer import Answer
 from shared.reply.background import in_background
+from shared.reply.brains.base import Ask, Brain
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
+from shared.reply.events import PICTURE, Event
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.signatures import DETACHED, REPLAYED
 from shared.reply.oss.storage import Storage
+from shared.reply.provenance import Provenance, of_texts
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
 from shared.reply.summary import Summary
-
-if TYPE_CHECKING:  # imported at run time by the stages after the first card (module docstring)
-    from shared.reply.llm.loop import Event, ModelLoop
-    from shared.reply.llm.model import ChatModel
-    from shared.reply.llm.prompt import Prompt
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
@@ -52,25 +57,49 @@ class Undeliverable(Exception):
 
 
 @dataclass
+class Handling:
+    """One message while its stages run: what each stage found, for the stages after it."""
+
+    message: IncomingMessage
+    key: str
+    address: ChatAddress
+    conversation: Conversation
+    detached: bool = False  # a second message under one signed request: none of the conversation's state
+    today: Optional[Future] = None  # today's usage records, read while the claim and the history are
+    question: Optional[Question] = None
+    cards: Optional[CardStream] = None
+    knowledge: Optional[str] = None
+    notes: str = ""  # shown under the answer: a file that was cut, what could not be seen, the sources
+    thought: bool = False  # the brain was asked: its report belongs to this message
+
+
+Stage = Callable[[Handling], Optional[Answer]]
+
+
+@dataclass
 class Replier:
     """The reply path, stage by stage, for one message at a time."""
 
     config: ReplyConfig
     delivery: Delivery
-    model: Optional[ChatModel] = None  # made from ``config`` when the model stage first needs it
+    brain: Optional[Brain] = None  # made from ``config`` when the brain stage first needs it
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
-    cards_used: Optional[CardStream] = field(default=None, init=False)
-    loop: Optional[ModelLoop] = field(default=None, init=False)
-    today: Optional[Future] = field(default=None, init=False)
+    current: Optional[Handling] = field(default=None, init=False)
 
     @property
     def storage(self) -> Storage:
         return self.delivery.storage
 
+    @property
+    def stages(self) -> List[Stage]:
+        """admit → question → (first card) → knowledge → the brain: the first with an answer ends the list."""
+        return [self._admit, self._command, self._quota, self._question, self._first_card, self._knowledge,
+                self._think]
+
     def fail_open_card(self, reason: str) -> bool:
         """After an unexpected failure: a card still showing "thinking" is closed with ``reason``, so it does not
         spin for ever. True when the card now says so (and the chat needs no second message)."""
-        cards = self.cards_used
+        cards = self.current.cards if self.current is not None else None
         if cards is None or not cards.cards or cards.closed:
             return False
         try:
@@ -94,26 +123,27 @@ class Replier:
         """Answer one message; return what happened (for logs, tests and the local stack). Whatever happens,
         one summary line (``summary.py``) says so."""
         summary = Summary(message.msgId, message.conversationId)
+        key = conversation_key(message.conversationId, message.sender_key,
+                               self.config.history_per_sender and message.is_group)
+        handling = self.current = Handling(message, key, ChatAddress.of(message), Conversation(key))
         outcome = "internal-error"
         try:
-            outcome = self._process(message)
+            outcome = self._process(handling)
             return outcome
         finally:
             summary.outcome = outcome
             summary.storage = self.storage.mode
-            if self.model is not None:
-                summary.model, summary.usage = self.model.used_model, self.model.usage
+            if handling.thought and self.brain is not None:
+                report = self.brain.report
+                summary.model, summary.usage, summary.tool_calls = report.model, report.usage, report.tool_calls
             summary.shown(self.delivery.first_sent)
-            if self.cards_used is not None:
-                summary.card_calls = self.cards_used.calls
-                summary.shown(self.cards_used.first_shown)
-            if self.loop is not None:
-                summary.tool_calls = self.loop.calls
+            if handling.cards is not None:
+                summary.card_calls = handling.cards.calls
+                summary.shown(handling.cards.first_shown)
             record(self.config, self.storage, message, summary)
 
-    def _process(self, message: IncomingMessage) -> str:
-        key = conversation_key(message.conversationId, message.sender_key,
-                               self.config.history_per_sender and message.is_group)
+    def _process(self, handling: Handling) -> str:
+        message, key = handling.message, handling.key
         try:
             webhook = self._webhook(message)
         except Undeliverable as exc:
@@ -121,22 +151,23 @@ class Replier:
             return "undeliverable"
         self.storage.warn_if_unavailable()
         if self.config.quotas.active:
-            # Today's usage listing overlaps the claim and the history read; admit waits for it.
-            self.today = in_background(self.storage.usage_today)
+            # Today's usage listing overlaps the claim and the history read; the quota stage waits for it.
+            handling.today = in_background(self.storage.usage_today)
         signed = self.storage.signed_as(message)
         if signed == REPLAYED:
             logger.warning("refused a message whose signed request already carried another message (a replay)")
             return "replayed"
-        detached = signed == DETACHED
-        if detached:
+        handling.detached = signed == DETACHED
+        if handling.detached:
             logger.warning("a second message under one signed request: answered without its conversation's state")
         claim = self.storage.claim(key, message.msgId, self.config.claim_ttl_ms)
         if claim is None:
             logger.info("already answered or being answered, skipped")
             return "duplicate"
-        conversation = Conversation(key) if detached else self.storage.load(key, self.config.history_length)
+        if not handling.detached:
+            handling.conversation = self.storage.load(key, self.config.history_length)
         try:
-            answer = self._answer(message, key, conversation, detached)
+            answer = self._answer(handling)
         except Exception:
             # Nothing reached the user (the edge tells them something went wrong): a redelivery may answer.
             self.storage.release(claim)
@@ -151,13 +182,51 @@ class Replier:
             self.delivery.tell(message, webhook, texts.PARTIAL)
             self.storage.finish(claim, key)
             return "delivery-failed"
-        if answer.outcome == "answered" and not detached:
+        if answer.outcome == "answered" and not handling.detached:
             kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
-            self.storage.add_turn(key, message, answer.asked or message.question, kept, conversation,
-                                  self.config.history_length)
+            session = self.brain.report.session if handling.thought and self.brain is not None else None
+            self.storage.add_turn(key, message, answer.asked or message.question, kept, handling.conversation,
+                                  self.config.history_length, session)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
+
+    def _answer(self, handling: Handling) -> Answer:
+        for stage in self.stages:
+            answer = stage(handling)
+            if answer is not None:
+                return answer
+        raise AssertionError("the brain stage always answers")
+
+    def _admit(self, handling: Handling) -> Optional[Answer]:
+        message = handling.message
+        refusal = not_allowed(self.config, message)
+        if refusal:
+            return Answer(refusal, "refused")
+        if message.msgtype not in ANSWERED_TYPES:
+            kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
+            return Answer(texts.VIDEO if message.msgtype == "video" else texts.UNSUPPORTED.format(kind=kind),
+                          "unsupported")
+        if not message.question and not message.media:
+            return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, "empty")
+        return None
+
+    def _command(self, handling: Handling) -> Optional[Answer]:
+        message = handling.message
+        command = None if message.media else parse_command(message.question)
+        if command is None:
+            return None
+        if handling.detached:
+            return Answer(texts.DETACHED_COMMAND, "refused")
+        done = Commands(self.config, self.storage).run(command, handling.key, message, handling.conversation)
+        return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
+
+    def _quota(self, handling: Handling) -> Optional[Answer]:
+        if not self.config.quotas.active:
+            return None
+        today = handling.today.result() if handling.today is not None else self.storage.usage_today()
+        refusal = over_quota(self.config, handling.message, today, self._resets())
+        return Answer(refusal, "quota") if refusal else None
 
     def _media_problem(self) -> Optional[MediaProblem]:
         """Why no picture or file can be fetched now, or None."""
@@ -168,7 +237,18 @@ class Replier:
             return MediaProblem(texts.MEDIA_QUOTA, "DingTalk's monthly API quota is spent")
         return None
 
-    def _question(self, message: IncomingMessage) -> Question:
+    def _question(self, handling: Handling) -> Optional[Answer]:
+        try:
+            handling.question = self._build_question(handling.message)
+        except (MediaProblem, DownloadError) as exc:
+            logger.warning("could not use what was sent: %s", exc)
+            if isinstance(exc, DownloadError) and exc.quota_spent:
+                self.delivery.note_quota_spent(exc.code)
+            return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
+        handling.notes = "\n".join(handling.question.notes)
+        return None
+
+    def _build_question(self, message: IncomingMessage) -> Question:
         """Raises ``MediaProblem`` or ``DownloadError`` with the sentence the chat gets. Text that came with
         pictures or files that cannot be fetched is still answered, with a sentence saying what was not seen."""
         fetch, unseen = None, None
@@ -190,107 +270,74 @@ class Replier:
             self.delivery.note_quota_spent(exc.code)
             return QuestionBuilder(None, self.config.file_text_chars, texts.UNSEEN_QUOTA).build(message)
 
-    def _answer(self, message: IncomingMessage, key: str, conversation: Conversation, detached: bool) -> Answer:
-        refusal = not_allowed(self.config, message)
-        if refusal:
-            return Answer(refusal, "refused")
-        if message.msgtype not in ANSWERED_TYPES:
-            kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
-            return Answer(texts.VIDEO if message.msgtype == "video" else texts.UNSUPPORTED.format(kind=kind),
-                          "unsupported")
-        if not message.question and not message.media:
-            return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, "empty")
-        command = None if message.media else parse_command(message.question)
-        if command is not None and detached:
-            return Answer(texts.DETACHED_COMMAND, "refused")
-        if command is not None:
-            done = Commands(self.config, self.storage).run(command, key, message, conversation)
-            return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
-        if self.config.quotas.active:
-            today = self.today.result() if self.today is not None else self.storage.usage_today()
-            refusal = over_quota(self.config, message, today, self._resets())
-            if refusal:
-                return Answer(refusal, "quota")
-        try:
-            question = self._question(message)
-        except (MediaProblem, DownloadError) as exc:
-            logger.warning("could not use what was sent: %s", exc)
-            if isinstance(exc, DownloadError) and exc.quota_spent:
-                self.delivery.note_quota_spent(exc.code)
-            return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
-        cards = self._first_card(message)
-        prompt, notes = self._with_knowledge(message, question, conversation)
-        return self._model_answer(cards, prompt, notes)._replace(asked=question.for_history)
-
-    def _first_card(self, message: IncomingMessage) -> Optional[CardStream]:
-        """The card the answer will stream into, already showing; None when the answer goes as messages."""
-        cards = self.cards(message) if self.delivery.openapi_usable() else None
-        self.cards_used = cards
+    def _first_card(self, handling: Handling) -> None:
+        """The card the answer will stream into, already showing; none when the answer goes as messages."""
+        cards = self.cards(handling.message) if self.delivery.openapi_usable() else None
         if cards is None:
             return None
+        handling.cards = cards
         try:
             cards.start()
         except CardError as exc:
             self._card_error(exc)
             logger.warning("card streaming unavailable, answering through the session webhook: %s", exc)
+            handling.cards = None
+        return None
+
+    def _brain(self) -> Brain:
+        if self.brain is None:
+            from shared.reply.brains.registry import brain_for
+
+            self.brain = brain_for(self.config, self.storage)
+        return self.brain
+
+    def _knowledge(self, handling: Handling) -> None:
+        """What the team's documents say about the question, in the prompt as data, for a brain that reads
+        them; their names go under the answer."""
+        if not self._brain().reads_knowledge:
             return None
-        return cards
-
-    def _with_knowledge(self, message: IncomingMessage, question: Question,
-                        conversation: Conversation) -> Tuple[Prompt, str]:
-        """Stage three: what the team's documents say about the question, in the prompt as data; and the
-        lines shown under the answer (a file that was cut, what could not be seen, the sources)."""
         from shared.reply.knowledge import retrieve as knowledge
-        from shared.reply.llm.prompt import build_prompt
 
-        found = knowledge.find(self.config, message.question)
-        prompt = build_prompt(question.content, conversation.messages(self.config.history_length),
-                              conversation.persona or self.config.system_prompt,
-                              found.for_prompt() if found else None, self._now())
-        return prompt, "\n".join(question.notes + ([found.sources()] if found else []))
+        found = knowledge.find(self.config, handling.message.question)
+        if found:
+            handling.knowledge = found.for_prompt()
+            handling.notes = "\n".join(filter(None, (handling.notes, found.sources())))
+        return None
 
-    def _model_answer(self, cards: Optional[CardStream], prompt: Prompt, notes: str) -> Answer:
-        """Stage four, into the card or as the whole answer: the model loop's events, consumed once."""
+    def _think(self, handling: Handling) -> Answer:
+        """The brain's events, into the card or as the whole answer, consumed once."""
         from shared.reply.dingtalk.safe_markdown import AnswerGuard
-        from shared.reply.llm.loop import ModelLoop
-        from shared.reply.llm.model import ChatModel
-        from shared.reply.provenance import of_texts
-        from shared.reply.streaming import answer_from_events, displayed, model_events, stream_into_cards
-        from shared.reply.tools.draw import DrawImage
-        from shared.reply.tools.registry import tools_for
+        from shared.reply.streaming import answer_from_events, stream_into_cards
 
-        model = self.model = self.model or ChatModel(self.config)
-        tools = tools_for(self.config, self.storage.image_upload())
-        # What the answer and the tools may let out is judged against what the bot read (provenance.py).
-        provenance = of_texts(prompt.texts())
-        drawers = [tool for tool in tools if isinstance(tool, DrawImage)]
-        guard = AnswerGuard(provenance, lambda: [url for tool in drawers for url in tool.images],
-                            self.config.answer_image_hosts)
-        self.loop = ModelLoop(model, tools, self.config.max_tool_rounds, self.config.timeout_seconds,
-                              provenance) if tools else None
-        loop = self.loop
+        brain, cards, question = self._brain(), handling.cards, handling.question
+        assert question is not None
+        conversation = handling.conversation
+        ask = Ask(question, conversation, handling.address, self._now(), Provenance(),
+                  conversation.persona or self.config.system_prompt, handling.knowledge, handling.message.createAt)
+        # What the answer may let out is judged against what the bot read (provenance.py): first, the prompt.
+        ask = ask._replace(provenance=of_texts(ask.prompt().texts()))
+        pictures: List[str] = []
+        guard = AnswerGuard(ask.provenance, lambda: pictures, self.config.answer_image_hosts)
 
         def events() -> Iterator[Event]:
-            return loop.run(prompt) if loop else model_events(model, prompt)
+            handling.thought = True
+            for event in brain.run(ask, streamed=cards is not None):
+                if event.kind == PICTURE:
+                    pictures.append(event.text)
+                yield event
 
         if cards is not None:
-            answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, notes, guard)
-        elif loop is not None:
-            answer = answer_from_events(events(), self.config.show_reasoning, notes, guard)
+            answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, handling.notes,
+                                       guard)
         else:
-            try:
-                split = model.answer(prompt)
-            except LLMError as exc:
-                return Answer(exc.user_message, "llm-error")
-            answer = Answer(guard(split.answer), "answered",
-                            displayed(split.answer, split.reasoning, self.config.show_reasoning, notes, guard))
-        if loop is not None and loop.sources and answer.outcome == "answered":
-            answer = answer._replace(note="（参考：" + "、".join(loop.sources[:5]) + "）")
-        drawn = [url for tool in drawers for url in tool.images]
-        if drawn and answer.outcome == "answered":
-            pictures = "\n\n".join(f"![图片]({url})" for url in drawn)
+            answer = answer_from_events(events(), self.config.show_reasoning, handling.notes, guard)
+        if answer.outcome != "answered":
+            return answer
+        answer = answer._replace(asked=question.for_history, note=brain.report.note)
+        if pictures:
+            shown = "\n\n".join(f"![图片]({url})" for url in pictures)
             # After the cards, the pictures follow as a message of their own.
-            answer = answer._replace(to_post=f"{answer.posting}\n\n{pictures}" if answer.posting else pictures,
+            answer = answer._replace(to_post=f"{answer.posting}\n\n{shown}" if answer.posting else shown,
                                      note=(answer.note + " [图片]").strip())
         return answer
 

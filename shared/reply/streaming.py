@@ -10,16 +10,14 @@ posted as messages.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, List
 
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.answer import Answer
 from shared.reply.dingtalk.cards import CardError, CardStream
-from shared.reply.llm.loop import REASONING, STATUS, TEXT, Event
-from shared.reply.llm.model import ChatModel
-from shared.reply.llm.prompt import Prompt
+from shared.reply.events import NOTE, REASONING, REPLACE, SOURCES, STATUS, TEXT, Event, sources_line
 from shared.reply.llm.reasoning import split_reasoning, with_reasoning
 
 logger = log.get("streaming")
@@ -37,7 +35,8 @@ def displayed(answer: str, reasoning: str, show_reasoning: bool, notes: str = ""
 
 
 class Transcript:
-    """The answer so far, from the model loop's events: the one place reasoning is split from the answer."""
+    """The answer so far, from a brain's events: the one place reasoning is split from the answer. The
+    sources a brain names are shown under the answer, after the notes; pictures are posted by the replier."""
 
     def __init__(self, show_reasoning: bool, guard: Guard = _unguarded) -> None:
         self.show_reasoning = show_reasoning
@@ -45,6 +44,8 @@ class Transcript:
         self.raw = ""
         self.reasoning = ""
         self.status = ""
+        self.sources: List[str] = []
+        self.notes: List[str] = []
 
     def add(self, event: Event) -> None:
         if event.kind == TEXT:
@@ -54,12 +55,19 @@ class Transcript:
             self.reasoning += event.text
         elif event.kind == STATUS:
             self.status = event.text
+        elif event.kind == REPLACE:
+            self.raw = event.text
+        elif event.kind == SOURCES and event.text not in self.sources:
+            self.sources.append(event.text)
+        elif event.kind == NOTE and event.text not in self.notes:
+            self.notes.append(event.text)
 
     @property
     def answer(self) -> str:
         return self.guard(split_reasoning(self.raw).answer)
 
     def display(self, notes: str = "", *, with_status: bool = True) -> str:
+        notes = "\n".join(filter(None, (notes, *self.notes, sources_line(self.sources) if self.sources else "")))
         split = split_reasoning(self.raw)
         shown = displayed(split.answer, split.reasoning or self.reasoning, self.show_reasoning, notes, self.guard)
         if with_status and self.status:
@@ -118,12 +126,3 @@ def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning
         logger.info("streamed into %d card(s) with %d API calls", len(cards.cards), cards.calls)
         return Answer(answer, "answered", rest[0])
     return Answer(answer, "answered", display)
-
-
-def model_events(model: ChatModel, prompt: Prompt) -> Iterator[Event]:
-    """The events of a plain streamed answer, without tools."""
-    for delta in model.stream(prompt):
-        if delta.reasoning:
-            yield Event(REASONING, delta.reasoning)
-        if delta.content:
-            yield Event(TEXT, delta.content)

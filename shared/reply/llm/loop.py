@@ -23,23 +23,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from shared.common import log
+from shared.reply.events import REASONING, STATUS, TEXT, Event
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import Prompt
 from shared.reply.provenance import Provenance
 from shared.reply.tools.base import NO_SUCH_TOOL, TOOL_FAILED, Tool, ToolError, ToolResult, spec
 
-TEXT, REASONING, STATUS = "text", "reasoning", "status"
 MIN_TOOL_SECONDS = 2.0
 
 logger = log.get("tools")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One piece of the model loop's single stream of events."""
-
-    kind: str  # TEXT, REASONING or STATUS ("" clears the status)
-    text: str
 
 
 @dataclass

@@ -51,14 +51,26 @@ def _parse_name(name: str) -> Optional[Tuple[int, str]]:
     return (int(parts[0]), parts[1]) if parts[1] in (TURN, CLEAR, PERSONA) else None
 
 
+class Session(NamedTuple):
+    """A Bailian session or a Dify conversation that a conversation goes on with (``brains/``), kept in the
+    turn record it answered, so it costs no read of its own and a ``\\clear`` ends it with the turns.
+    ``at_ms`` is when it was last used: the time of that turn."""
+
+    brain: str
+    id: str
+    at_ms: int = 0
+
+
 @dataclass
 class Conversation:
-    """What the next answer needs: recent turns (oldest first) and the conversation's persona."""
+    """What the next answer needs: recent turns (oldest first), the conversation's persona and the platform
+    session of its latest turn."""
 
     key: str
     turns: List[Dict[str, str]] = field(default_factory=list)
     persona: Optional[str] = None
     turn_records: int = 0
+    session: Optional[Session] = None
 
     def messages(self, length: int) -> List[Dict[str, str]]:
         """The last ``length`` question/answer pairs as chat messages."""
@@ -110,24 +122,29 @@ class HistoryStore:
         if not names:
             names = self._migrate_legacy(key, folder)
         listing = _Listing.of(names)
-        turns = []
+        turns, session = [], None
         for name in listing.live_turns()[-length:] if length > 0 else []:
             record = decode(self.blobs.read(name))
             if record and isinstance(record.get("question"), str) and isinstance(record.get("answer"), str):
                 turns.append({"question": record["question"], "answer": record["answer"]})
+                session = _session_of(record)
         persona = None
         if listing.personas:
             record = decode(self.blobs.read(listing.personas[-1])) or {}
             persona = record.get("persona") if isinstance(record.get("persona"), str) else None
-        return Conversation(key, turns, persona, len(listing.turns))
+        return Conversation(key, turns, persona, len(listing.turns), session)
 
     def _write(self, key: str, kind: str, msg_id: str, at_ms: int, body: Dict[str, Any]) -> str:
         name = self.folder(key) + record_name(at_ms, kind, msg_id)
         self.blobs.write(name, encode({"kind": kind, "msgId": msg_id, "at": at_ms, **body}))
         return name
 
-    def add_turn(self, key: str, msg_id: str, at_ms: int, question: str, answer: str) -> str:
-        return self._write(key, TURN, msg_id, at_ms, {"question": question, "answer": answer})
+    def add_turn(self, key: str, msg_id: str, at_ms: int, question: str, answer: str,
+                 session: Optional[Session] = None) -> str:
+        body: Dict[str, Any] = {"question": question, "answer": answer}
+        if session is not None:
+            body["session"] = {"brain": session.brain, "id": session.id}
+        return self._write(key, TURN, msg_id, at_ms, body)
 
     def add_clear(self, key: str, msg_id: str, at_ms: int) -> str:
         return self._write(key, CLEAR, msg_id, at_ms, {})
@@ -172,6 +189,14 @@ class HistoryStore:
         self.blobs.delete(legacy)
         logger.info("moved %d turn(s) of the previous history format into records", len(turns))
         return self.blobs.list(folder)
+
+
+def _session_of(record: Dict[str, Any]) -> Optional[Session]:
+    kept = record.get("session")
+    if not isinstance(kept, dict) or not isinstance(kept.get("brain"), str) or not isinstance(kept.get("id"), str):
+        return None
+    at = record.get("at")
+    return Session(kept["brain"], kept["id"], at if isinstance(at, int) else 0)
 
 
 def conversation_key(conversation_id: str, sender: Optional[str], per_sender: bool) -> str:

@@ -17,7 +17,7 @@ from shared.common.message import IncomingMessage
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import Claim, Claims
-from shared.reply.oss.history import Conversation, HistoryStore, digest
+from shared.reply.oss.history import Conversation, HistoryStore, Session, digest
 from shared.reply.oss.quota import QuotaMemo
 from shared.reply.oss.signatures import FIRST, Signatures, identity
 from shared.reply.oss.usage import Calendar, Entry, UsageBook
@@ -155,12 +155,12 @@ class Storage:
                              lambda: self.history.load(key, length), Conversation(key))
 
     def add_turn(self, key: str, message: IncomingMessage, question: str, answer: str,
-                 conversation: Conversation, keep: int) -> None:
+                 conversation: Conversation, keep: int, session: Optional[Session] = None) -> None:
         if keep <= 0:
             return
         at = message.createAt or int(self.clock() * 1000)
         self._attempt("record the turn", "the next question will not see this one",
-                      lambda: self.history.add_turn(key, message.msgId, at, question, answer), "")
+                      lambda: self.history.add_turn(key, message.msgId, at, question, answer, session), "")
         if self.history is not None and self.history.needs_compaction(conversation, keep):
             self._attempt("compact the history", "old records stay until next time",
                           lambda: self.history.compact(key, keep), 0)
