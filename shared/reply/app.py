@@ -57,6 +57,7 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             return json.dumps({"status": "misconfigured", "variable": exc.variable})
         log.setup(config.log_level)
         log.add_secret(config.api_key)
+        log.add_secret(config.brain.api_key)
         if config.app:
             log.add_secret(config.app.app_secret)
         sender = WebhookSender(config.allowed_webhook_hosts)

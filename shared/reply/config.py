@@ -39,8 +39,11 @@ VARIABLES = (
     "QUOTA_CONVERSATION_DAILY_TOKENS", "QUOTA_EXEMPT_USERS", "MODEL_PRICES", "KNOWLEDGE_DIR", "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT", "EMBEDDING_API_KEY", "KB_TOP_K", "KB_MIN_SCORE", "KB_REFRESH_SECONDS",
     "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
-    "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT", "ANSWER_IMAGE_HOSTS",
+    "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT", "ANSWER_IMAGE_HOSTS", "BRAIN", "BAILIAN_APP_ID",
+    "DASHSCOPE_API_KEY", "DASHSCOPE_ENDPOINT", "BAILIAN_BIZ_PARAMS", "DIFY_ENDPOINT", "DIFY_API_KEY",
 )
+BRAINS = ("chat", "bailian", "dify")
+DEFAULT_DASHSCOPE_ENDPOINT = "https://dashscope.aliyuncs.com"
 # oss-cn-hangzhou.aliyuncs.com, oss-cn-hangzhou-internal.aliyuncs.com, bucket.oss-cn-hangzhou.aliyuncs.com
 OSS_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$")
 
@@ -141,6 +144,41 @@ class Quotas:
                    limit("QUOTA_CONVERSATION_DAILY_TOKENS"), read.id_list("QUOTA_EXEMPT_USERS"))
 
 
+@dataclass(frozen=True, repr=False, eq=False)  # as DingTalkApp
+class BrainSettings:
+    """What answers (``BRAIN``): the chat model (``chat``, the default, set by the tutorial's variables), a
+    Bailian application (``bailian``: ``BAILIAN_APP_ID``, ``DASHSCOPE_API_KEY``) or a Dify app (``dify``:
+    ``DIFY_ENDPOINT``, ``DIFY_API_KEY``). ``endpoint`` is the platform's API root, ``biz_params`` whether the
+    asker's nick and the group's name go to a Bailian application as parameters."""
+
+    kind: str = "chat"
+    endpoint: str = ""
+    api_key: str = ""
+    app_id: str = ""
+    biz_params: bool = False
+
+    @classmethod
+    def read(cls, read: EnvReader) -> "BrainSettings":
+        kind = read.choice("BRAIN", "chat", BRAINS)
+        if kind == "bailian":
+            return cls(kind, read.url("DASHSCOPE_ENDPOINT", DEFAULT_DASHSCOPE_ENDPOINT).rstrip("/"),
+                       read.required("DASHSCOPE_API_KEY", "BRAIN=bailian needs the Bailian (DashScope) API key",
+                                     "BRAIN=bailian 需要百炼（DashScope）的 API Key"),
+                       read.required("BAILIAN_APP_ID", "BRAIN=bailian needs the application's id",
+                                     "BRAIN=bailian 需要百炼应用的 ID（应用管理页的应用卡片上）"),
+                       read.choice("BAILIAN_BIZ_PARAMS", "off", ("off", "on")) == "on")
+        if kind == "dify":
+            endpoint = read.required("DIFY_ENDPOINT", "BRAIN=dify needs the app's API base, e.g. https://api.dify.ai/v1",
+                                     "BRAIN=dify 需要应用的 API 地址（Dify「访问 API」页上的 API 服务器，"
+                                     "例如 https://api.dify.ai/v1）")
+            base = read.url("DIFY_ENDPOINT", "") if endpoint else ""
+            # The API base as Dify's console shows it ends in /v1; a bare host gets it.
+            return cls(kind, base if urlsplit(base).path or not base else base + "/v1",
+                       read.required("DIFY_API_KEY", "BRAIN=dify needs the app's API key",
+                                     "BRAIN=dify 需要应用的 API 密钥（「访问 API」页右上角）"))
+        return cls(kind)
+
+
 def _prices(read: EnvReader) -> Dict[str, Tuple[float, float]]:
     try:
         return parse_prices(read.text("MODEL_PRICES"))
@@ -201,6 +239,7 @@ class ReplyConfig:
     mcp_servers: Tuple[Any, ...]
     image_model: Optional[str]
     image_base_url: str
+    brain: BrainSettings
     log_level: int
 
     @property
@@ -215,7 +254,8 @@ class ReplyConfig:
         base_url = llm_base_url(read.url("ENDPOINT", DEFAULT_LLM_ENDPOINT))
         temperature = read.text("TEMPERATURE")
         app = DingTalkApp.read(read)
-        api_key = _api_key(read, base_url)
+        brain = BrainSettings.read(read)
+        api_key = _api_key(read, base_url, needed=brain.kind == "chat")
         return read.finish(cls(
             api_key=api_key,
             llm_base_url=base_url,
@@ -266,15 +306,19 @@ class ReplyConfig:
             mcp_servers=_mcp_servers(read),
             image_model=read.text("IMAGE_MODEL"),
             image_base_url=llm_base_url(read.url("IMAGE_ENDPOINT", "")) if read.text("IMAGE_ENDPOINT") else base_url,
+            brain=brain,
             log_level=read.log_level(),
         ))
 
 
-def _api_key(read: EnvReader, base_url: str) -> str:
-    """The tutorial's rule: ``CHATGPT_API_KEY`` for OpenAI, ``USER_API_KEY`` for other endpoints when set."""
+def _api_key(read: EnvReader, base_url: str, *, needed: bool = True) -> str:
+    """The tutorial's rule: ``CHATGPT_API_KEY`` for OpenAI, ``USER_API_KEY`` for other endpoints when set.
+    Not ``needed`` when another brain answers (the chat model then serves only embeddings and drawing)."""
     is_openai = urlsplit(base_url).hostname == "api.openai.com"
     user_key = read.text("USER_API_KEY")
     key = read.text("CHATGPT_API_KEY") if is_openai else (user_key or read.text("CHATGPT_API_KEY"))
+    if key is None and not needed:
+        return ""
     if key is None:
         read.fail("CHATGPT_API_KEY" if is_openai else "USER_API_KEY", "not set: the model service's API key",
                   "没有设置：模型服务的 API Key")

@@ -1,0 +1,146 @@
+"""One streamed request to an application platform (Bailian, Dify), bounded by ``TIMEOUT``.
+
+``requests`` times out each read, not the answer: a platform that sends a ``ping`` every 10 s (Dify
+does) keeps a call alive for ever. The watchdog (``watchdog.py``) closes the response when the time is
+up and the call ends with the timeout sentence. Errors are ``PlatformError`` with the HTTP status and
+the platform's own code, which each brain turns into one sentence.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import requests
+
+from shared.common import log
+from shared.common.errors import LLMError
+from shared.reply import texts
+from shared.reply.brains.sse import ServerEvent, events
+from shared.reply.watchdog import Watchdog
+
+logger = log.get("platform")
+CONNECT_SECONDS = 10.0
+
+
+class PlatformError(Exception):
+    """``status`` 0: no HTTP answer (unreachable); ``timed_out``: ``TIMEOUT`` passed."""
+
+    def __init__(self, status: int, code: str, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}"[:300])
+        self.status = status
+        self.code = code
+        self.message = message
+        self.timed_out = timed_out
+
+
+@functools.lru_cache(maxsize=1)
+def session() -> requests.Session:
+    """Kept across warm invocations: the platform's connection stays open."""
+    return requests.Session()
+
+
+def json_object(data: str) -> Dict[str, Any]:
+    """An event's data as the object both platforms send; {} for anything else."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def error_of(status: int, body: bytes) -> PlatformError:
+    """A platform's JSON error body (``{"code": …, "message": …}``, as both document), or its first bytes."""
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        return PlatformError(status, str(document.get("code") or ""), str(document.get("message") or ""))
+    return PlatformError(status, "", body[:200].decode("utf-8", "replace"))
+
+
+class StreamedCall:
+    """POST ``body`` to ``url`` and read its SSE answer within ``seconds``."""
+
+    def __init__(self, url: str, api_key: str, body: Dict[str, Any], seconds: float,
+                 headers: Optional[Dict[str, str]] = None) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+                        "Accept": "text/event-stream", **(headers or {})}
+        self.body = body
+        self.seconds = seconds
+
+    def events(self) -> Iterator[ServerEvent]:
+        deadline = time.monotonic() + self.seconds
+        response: Optional[requests.Response] = None
+
+        def expire() -> None:
+            if response is not None:
+                response.close()
+
+        watchdog = Watchdog(self.seconds, expire).start()
+        try:
+            try:
+                response = session().post(self.url, data=json.dumps(self.body, ensure_ascii=False).encode("utf-8"),
+                                           headers=self.headers, stream=True,
+                                           timeout=(CONNECT_SECONDS, max(self.seconds, 1.0)))
+            except requests.Timeout:
+                raise PlatformError(0, "timeout", "no answer", timed_out=True) from None
+            except requests.RequestException as exc:
+                raise PlatformError(0, "unreachable", type(exc).__name__) from None
+            if response.status_code != 200:
+                raise error_of(response.status_code, response.content)
+            try:
+                for event in events(response.iter_content(chunk_size=None)):
+                    if time.monotonic() > deadline:
+                        raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True)
+                    yield event
+            except (requests.RequestException, OSError, AttributeError, ValueError) as exc:
+                # A closed or broken connection: the watchdog's doing when it fired.
+                if watchdog.fired:
+                    raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True) from None
+                raise PlatformError(0, "interrupted", type(exc).__name__) from None
+        finally:
+            watchdog.stop()
+            if response is not None:
+                response.close()
+
+
+def question_text(content: Any) -> Tuple[str, List[str]]:
+    """The question's words and its pictures (data URLs) from the chat model's content parts."""
+    if isinstance(content, str):
+        return content, []
+    words = "\n".join(part["text"] for part in content if part.get("type") == "text")
+    return words, [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
+
+
+def platform_error(kind: str, exc: PlatformError) -> LLMError:
+    """One sentence for the chat, from what both platforms say about a failure."""
+    platform = texts.PLATFORM_NAMES[kind]
+    code = exc.code.lower()
+    if exc.timed_out:
+        sentence = texts.TIMEOUT
+    elif exc.status == 0:
+        sentence = texts.PLATFORM_UNREACHABLE if exc.code == "unreachable" else texts.INTERRUPTED
+    elif exc.status in (401, 403) or "apikey" in code or code == "unauthorized":
+        sentence = texts.PLATFORM_AUTH
+    elif "datainspection" in code:
+        sentence = texts.PLATFORM_MODERATED
+    elif "arrearage" in code or code in ("provider_quota_exceeded", "allocationquota") or \
+            ("quota" in code and "ratequota" not in code):
+        sentence = texts.PLATFORM_QUOTA
+    elif exc.status == 429 or "throttling" in code:
+        sentence = texts.PLATFORM_BUSY
+    elif exc.status == 404 or "notfound" in code or code == "app_unavailable":
+        sentence = texts.PLATFORM_APP_MISSING
+    elif code in ("provider_not_initialize", "model_currently_not_support"):
+        sentence = texts.PLATFORM_NOT_READY
+    elif exc.status >= 500:
+        sentence = texts.PLATFORM_UNAVAILABLE
+    else:
+        sentence = texts.PLATFORM_REJECTED
+    return LLMError(sentence.format(platform=platform, status=exc.status, code=exc.code or f"HTTP {exc.status}"),
+                    str(exc))
