@@ -1,9 +1,10 @@
 """One streamed request to an application platform (Bailian, Dify), bounded by ``TIMEOUT``.
 
 ``requests`` times out each read, not the answer: a platform that sends a ``ping`` every 10 s (Dify
-does) keeps a call alive for ever. The watchdog (``watchdog.py``) closes the response when the time is
-up and the call ends with the timeout sentence. Errors are ``PlatformError`` with the HTTP status and
-the platform's own code, which each brain turns into one sentence.
+does) would keep a call alive for ever. So the deadline is checked at every chunk that arrives, a
+keep-alive included, and a read that waits the whole ``TIMEOUT`` for a chunk times out by itself.
+Errors are ``PlatformError`` with the HTTP status and the platform's own code, which
+``platform_error`` turns into one sentence.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.brains.sse import ServerEvent, events
-from shared.reply.watchdog import Watchdog
 
 logger = log.get("platform")
 CONNECT_SECONDS = 10.0
@@ -62,6 +62,17 @@ def error_of(status: int, body: bytes) -> PlatformError:
     return PlatformError(status, "", body[:200].decode("utf-8", "replace"))
 
 
+def arriving(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as they arrive. ``iter_content(None)`` reads a body without chunked encoding (an
+    SSE answer ended by closing the connection) to its end before giving any of it; urllib3's ``read1``
+    returns what the socket has."""
+    while True:
+        chunk = response.raw.read1(65536, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
 class StreamedCall:
     """POST ``body`` to ``url`` and read its SSE answer within ``seconds``."""
 
@@ -75,38 +86,33 @@ class StreamedCall:
 
     def events(self) -> Iterator[ServerEvent]:
         deadline = time.monotonic() + self.seconds
-        response: Optional[requests.Response] = None
 
-        def expire() -> None:
-            if response is not None:
-                response.close()
+        def in_time(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            # Checked at every chunk, a keep-alive comment included: those are what a dripping server sends.
+            for chunk in chunks:
+                if time.monotonic() > deadline:
+                    raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True)
+                yield chunk
 
-        watchdog = Watchdog(self.seconds, expire).start()
         try:
-            try:
-                response = session().post(self.url, data=json.dumps(self.body, ensure_ascii=False).encode("utf-8"),
-                                           headers=self.headers, stream=True,
-                                           timeout=(CONNECT_SECONDS, max(self.seconds, 1.0)))
-            except requests.Timeout:
-                raise PlatformError(0, "timeout", "no answer", timed_out=True) from None
-            except requests.RequestException as exc:
-                raise PlatformError(0, "unreachable", type(exc).__name__) from None
+            response = session().post(self.url, data=json.dumps(self.body, ensure_ascii=False).encode("utf-8"),
+                                      headers=self.headers, stream=True,
+                                      timeout=(CONNECT_SECONDS, max(self.seconds, 1.0)))
+        except requests.Timeout:
+            raise PlatformError(0, "timeout", "no answer", timed_out=True) from None
+        except requests.RequestException as exc:
+            raise PlatformError(0, "unreachable", type(exc).__name__) from None
+        with response:
             if response.status_code != 200:
                 raise error_of(response.status_code, response.content)
             try:
-                for event in events(response.iter_content(chunk_size=None)):
-                    if time.monotonic() > deadline:
-                        raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True)
-                    yield event
-            except (requests.RequestException, OSError, AttributeError, ValueError) as exc:
-                # A closed or broken connection: the watchdog's doing when it fired.
-                if watchdog.fired:
+                yield from events(in_time(arriving(response)))
+            except requests.exceptions.ConnectionError as exc:
+                if "timed out" in str(exc).lower():  # a read that waited out the whole TIMEOUT
                     raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True) from None
                 raise PlatformError(0, "interrupted", type(exc).__name__) from None
-        finally:
-            watchdog.stop()
-            if response is not None:
-                response.close()
+            except (requests.RequestException, OSError) as exc:
+                raise PlatformError(0, "interrupted", type(exc).__name__) from None
 
 
 def question_text(content: Any) -> Tuple[str, List[str]]:
