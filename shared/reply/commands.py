@@ -70,6 +70,9 @@ class Commands:
             return self._knowledge()
         if command.name == "tools":
             return self._tools()
+        if command.name == "system" and self.config.brain.kind != "chat":
+            return Outcome(texts.PERSONA_ON_PLATFORM.format(platform=texts.PLATFORM_NAMES[self.config.brain.kind]),
+                           "persona-platform")
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
         return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), "unknown-command",

@@ -20,6 +20,7 @@ from shared.reply.summary import Summary
 NOT_HANDLED = ("duplicate", "replayed")
 REFUSALS = ("refused", "quota", "not-admin")
 COMMAND_OUTCOMES = ("cleared", "help", "model", "persona-shown", "persona-set", "persona-reset", "persona-too-long",
+                    "persona-platform",
                     "unknown-command", "usage", "kb", "tools", "storage-error")
 
 
