@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fc2", action="store_true", help="接收函数按 WSGI 方式运行，并经 FC 2.0 API 调用回复函数")
     parser.add_argument("--offline", action="store_true", help=".env 里配置了模型也使用离线模型")
     parser.add_argument("--stream", action="store_true", help="卡片流式模式：回答在卡片里逐步变长（本地钉钉卡片接口）")
+    parser.add_argument("--brain", choices=("chat", "bailian", "dify"), default="chat",
+                        help="谁来回答：chat（模型，默认）、bailian（本地模拟的百炼应用）或 dify（本地模拟的 Dify 应用）")
     for option, variable, default in PORT_OPTIONS:
         parser.add_argument(option, type=port, default=os.environ.get(variable) or default,
                             help=f"（环境变量 {variable}；默认 {default}，0 表示自动选空闲端口）")
@@ -73,7 +75,7 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
                          state_dir=args.state_dir, fc2=args.fc2, receiver_port=args.receiver_port,
                          fc_port=args.fc_port, dingtalk_port=args.dingtalk_port, llm_port=args.llm_port,
                          stream=args.stream, stream_delay=0.01 if args.stream else 0.0, real_model=model,
-                         sample_knowledge=True)
+                         sample_knowledge=True, brain=args.brain)
 
 
 def launch(args: argparse.Namespace) -> Optional[LocalStack]:
@@ -92,6 +94,7 @@ def launch(args: argparse.Namespace) -> Optional[LocalStack]:
 
 def describe(stack: LocalStack) -> str:
     settings = stack.settings
+    platforms = {"bailian": "本地模拟的百炼应用", "dify": "本地模拟的 Dify 应用"}
     model = settings.real_model.description if settings.real_model else (
         f"离线演示模型 {stack.llm.url}（固定回答；在 .env 里写上 LLM_ENDPOINT、CHATGPT_API_KEY 或 USER_API_KEY、MODEL "
         f"就会用真实模型）")
@@ -101,6 +104,8 @@ def describe(stack: LocalStack) -> str:
             f"FC API    {stack.fc.url}（在 {settings.workers} 个进程里运行 dingtalk_chatgpt_reply）\n"
             f"钉钉      {stack.sink.url}（回答方式：{mode}）\n"
             f"模型      {model}\n"
+            + (f"大脑      {platforms[settings.brain]} {stack.platform.url}（会话 ID 存在 OSS 挂载目录的历史里）\n"
+               if stack.platform else "") +
             f"历史      {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
             f"日志      {settings.state_dir / 'logs'}\n"
             f"另一个终端里可以用 make send ARGS=\"你好\" 发消息到这里，它会显示回答")

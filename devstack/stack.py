@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional
 
 import requests
 
+from devstack.fake_bailian import FakeBailian
+from devstack.fake_dify import FakeDify
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
 from devstack.fake_fc import FakeFC, FunctionPool, die_with_parent
 from devstack.fake_llm import FakeLLM
@@ -60,6 +62,7 @@ class StackSettings:
     real_model: Optional[RealModel] = None
     reply_env: Dict[str, str] = field(default_factory=dict)
     sample_knowledge: bool = False  # make run and make demo turn it on: the offline demo of the knowledge folder
+    brain: str = "chat"  # "bailian" or "dify": a loopback platform of that kind answers (BRAIN)
     receiver_env: Dict[str, str] = field(default_factory=dict)
     receiver_dir: Path = RECEIVER_DIR
     reply_dir: Path = REPLY_DIR
@@ -83,6 +86,7 @@ class LocalStack:
         self.log_dir = settings.state_dir / "logs"
         self.llm: Optional[FakeLLM] = None
         self.search: Optional[FakeSearch] = None
+        self.platform: Optional[Any] = None  # the loopback Bailian or Dify when another brain answers
         self.sink: Optional[WebhookSink] = None
         self.pool: Optional[FunctionPool] = None
         self.fc: Optional[FakeFC] = None
@@ -106,6 +110,11 @@ class LocalStack:
                         "TOOL_ALLOW_HOSTS": f"{host}:{port}",
                         # The offline embedding is cruder than a real one: its similarities run lower.
                         "KB_MIN_SCORE": "0.18"})
+        if isinstance(self.platform, FakeBailian):
+            env.update({"BRAIN": "bailian", "BAILIAN_APP_ID": self.platform.app_id,
+                        "DASHSCOPE_API_KEY": self.platform.api_key, "DASHSCOPE_ENDPOINT": self.platform.endpoint})
+        elif isinstance(self.platform, FakeDify):
+            env.update({"BRAIN": "dify", "DIFY_API_KEY": self.platform.api_key, "DIFY_ENDPOINT": self.platform.endpoint})
         # The local DingTalk app: pictures and files download through it; cards only with --stream.
         env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
                     "DINGTALK_API_ENDPOINT": self.sink.url, "CARD_STREAMING": "on" if s.stream else "off"})
@@ -142,6 +151,9 @@ class LocalStack:
                 self.llm = FakeLLM(s.llm_port, api_key=OFFLINE_KEY).start()
                 self.llm.stream_delay = s.stream_delay
                 self.search = FakeSearch().start()
+            if s.brain != "chat":
+                self.platform = (FakeBailian() if s.brain == "bailian" else FakeDify()).start()
+                self.platform.stream_delay = s.stream_delay
             self.sink = WebhookSink(s.dingtalk_port, app_secret=s.app_secret).start()
             self.pool = FunctionPool(s.reply_dir, self.reply_environment(), s.workers, self.log_dir / "reply.log")
             self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
@@ -212,7 +224,7 @@ class LocalStack:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(self.address_file.read_text()).get("pid") == os.getpid():
                 self.address_file.unlink()
-        for server in (self.fc, self.sink, self.llm, self.search):
+        for server in (self.fc, self.sink, self.llm, self.search, self.platform):
             if server:
                 server.stop()
         if self.pool:

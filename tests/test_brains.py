@@ -319,3 +319,22 @@ def test_a_failure_that_reached_nobody_releases_the_claim_for_a_redelivery(reply
     sink.fail_next(*[{"status": 503}] * ATTEMPTS)
     assert ask(reply, sink, "你好", msg_id="m-lost") == "delivery-failed"
     assert ask(reply, sink, "你好", msg_id="m-lost") == "answered" and "第 1 轮" in said(sink)
+
+
+# --- make run ARGS="--brain …" ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("brain", ["bailian", "dify"])
+def test_the_local_stack_runs_a_multi_turn_conversation_against_a_loopback_platform(tmp_path, brain):
+    from devstack.stack import LocalStack, StackSettings
+
+    with LocalStack(StackSettings(state_dir=tmp_path / "state", brain=brain, stream=True)) as stack:
+        # Two worker processes, two instances: the second turn finds the session only on the storage.
+        first = stack.send("第一个问题", conversation_id="cid-local")
+        second = stack.send("第二个问题", conversation_id="cid-local")
+        requests = stack.platform.requests
+    assert (first.outcome, second.outcome) == ("answered", "answered")
+    assert "第 2 轮" in second.cards[-1]["content"] and "第一个问题" in second.cards[-1]["content"]
+    if brain == "bailian":
+        assert requests[-1]["input"]["session_id"] == list(stack.platform.sessions)[0]
+    else:
+        assert requests[-1]["conversation_id"] == list(stack.platform.conversations)[0]
