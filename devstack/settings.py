@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help=".env 里配置了模型也使用离线模型")
     parser.add_argument("--stream", action="store_true", help="卡片流式模式：回答在卡片里逐步变长（本地钉钉卡片接口）")
     parser.add_argument("--brain", choices=("chat", "bailian", "dify"), default="chat",
-                        help="谁来回答：chat（模型，默认）、bailian（本地模拟的百炼应用）或 dify（本地模拟的 Dify 应用）")
+                        help="谁来回答：chat（模型，默认）、bailian（本地模拟的百炼应用）"
+                             "或 dify（本地模拟的 Dify 应用）")
     for option, variable, default in PORT_OPTIONS:
         parser.add_argument(option, type=port, default=os.environ.get(variable) or default,
                             help=f"（环境变量 {variable}；默认 {default}，0 表示自动选空闲端口）")

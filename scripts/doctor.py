@@ -4,7 +4,7 @@
 读取 ``.env``（``s deploy`` 用的同一个文件）和环境变量，一次列出发现的所有问题。可选的在线检查
 （写在 ARGS 里，例如 make doctor ARGS="--url https://... --check-llm"）：
   --oss-dir 目录     已存在的目录（FC 上的 OSS 挂载）可写；不会创建任何目录
-  --check-llm        用配置的 Key 向模型服务发一个极小的请求
+  --check-llm        用配置的 Key 向模型服务（或 BRAIN 指定的百炼应用 / Dify 应用）发一个极小的请求
   --check-dingtalk   用应用的 AppKey/AppSecret 取一次 access token（取 token 不计调用额度）
   --check-oss        经 OSS API 访问 OSS_BUCKET（V4 签名，用 ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET）：
                      写、读、删一个小对象，查看桶的版本控制和 FC 挂载的目录
@@ -163,10 +163,39 @@ def check_oss_dir(directory: Path) -> Result:
     return Result(True, "OSS 挂载", f"{directory} 可写")
 
 
+def check_platform(config: ReplyConfig) -> Result:
+    """A Bailian application or a Dify app asked one short question, exactly as the reply function asks it."""
+    from shared.common.errors import LLMError
+    from shared.reply.address import ChatAddress
+    from shared.reply.brains.base import Ask
+    from shared.reply.oss.history import Conversation
+    from shared.reply.provenance import Provenance
+    from shared.reply.question import Question
+    from shared.reply.texts import PLATFORM_NAMES
+
+    if config.brain.kind == "bailian":
+        from shared.reply.brains.bailian import BailianBrain as Brain
+    else:
+        from shared.reply.brains.dify import DifyBrain as Brain
+    name = PLATFORM_NAMES[config.brain.kind]
+    brain = Brain(config)
+    ask = Ask(Question("你好，请只回复一个字：在", ""), Conversation("dingbot-doctor"),
+              ChatAddress("dingbot-doctor", False, "", "dingbot-doctor", "doctor", ""), "", Provenance())
+    started = time.monotonic()
+    try:
+        written = "".join(event.text for event in brain.run(ask, streamed=True) if event.kind == "text")
+    except LLMError as exc:
+        return Result(False, name, f"{exc.user_message}（{exc}）")
+    return Result(True, name, f"{config.brain.endpoint} 用 {(time.monotonic() - started) * 1000:.0f} 毫秒作答："
+                              f"{written[:30]}")
+
+
 def check_llm(env: Mapping[str, str]) -> Result:
     config, skipped = live_check_config(env, "模型服务")
     if config is None:
         return skipped
+    if config.brain.kind != "chat":
+        return check_platform(config)
     import openai
 
     client = openai.OpenAI(base_url=config.llm_base_url, api_key=config.api_key, timeout=20, max_retries=0)

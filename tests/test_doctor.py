@@ -100,6 +100,26 @@ def test_model_endpoint_check_uses_the_key(tmp_path, capsys, llm):
     assert code == 1 and "Key 被拒绝" in out
 
 
+def test_check_llm_asks_the_bailian_application_or_the_dify_app_the_brain_names(tmp_path, capsys):
+    from devstack.fake_bailian import APP_ID, FakeBailian
+    from devstack.fake_dify import FakeDify
+
+    bailian, dify = FakeBailian().start(), FakeDify().start()
+    try:
+        bailian_env = {**GOOD, "BRAIN": "bailian", "BAILIAN_APP_ID": APP_ID, "DASHSCOPE_API_KEY": bailian.api_key,
+                       "DASHSCOPE_ENDPOINT": bailian.endpoint}
+        code, out = run(tmp_path, bailian_env, "--check-llm", capsys=capsys)
+        assert code == 0 and "正常    百炼应用" in out and "【离线百炼应用】" in out
+        code, out = run(tmp_path, {**bailian_env, "BAILIAN_APP_ID": "wrong"}, "--check-llm", capsys=capsys)
+        assert code == 1 and "找不到百炼应用" in out
+        dify_env = {**GOOD, "BRAIN": "dify", "DIFY_API_KEY": "app-wrong", "DIFY_ENDPOINT": dify.endpoint}
+        code, out = run(tmp_path, dify_env, "--check-llm", capsys=capsys)
+        assert code == 1 and "Dify 应用拒绝了 API Key" in out
+    finally:
+        bailian.stop()
+        dify.stop()
+
+
 def test_receiver_probe_tells_a_matching_secret_from_a_wrong_one(tmp_path, capsys, receiver_env):
     env = {**receiver_env, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "devstack.http_runtime", str(ROOT / "dingtalk_conversation")],
