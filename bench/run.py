@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import cards, cold_start, end_to_end, first_text, knowledge, receiver, reply, tool_loop  # noqa: E402
+from bench import brains, cards, cold_start, end_to_end, first_text, knowledge, receiver, reply, tool_loop  # noqa: E402
 from bench.stats import Section, markdown  # noqa: E402
 
 
@@ -39,6 +39,7 @@ def main() -> int:
         ("e2e", "End to end through the local stack"),
         ("first", "Time to first visible text (streaming mode)"),
         ("cards", "DingTalk card API calls per answer"),
+        ("brains", "The brain seam: Bailian and Dify against the chat model"),
         ("knowledge", "Knowledge index (embedded, one instance)"),
         ("size", "Code packages"),
     )}
@@ -52,6 +53,7 @@ def main() -> int:
         ("end to end", lambda: end_to_end.run(sections["e2e"], args.quick)),
         ("first visible text", lambda: first_text.run(sections["first"], args.quick)),
         ("card API calls", lambda: cards.run(sections["cards"], args.quick)),
+        ("brains", lambda: brains.run(sections["brains"], args.quick)),
         ("knowledge index", lambda: knowledge.run(sections["knowledge"], args.quick)),
     ]
     skipped = []

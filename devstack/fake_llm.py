@@ -169,6 +169,7 @@ class FakeLLM(LoopbackServer):
         self.obey_injections = False
         self.embedded = 0  # texts embedded so far
         self.embedding_arrivals: List[float] = []  # when each embeddings request arrived (time.time())
+        self.first_chunk_at: List[float] = []  # when each streamed answer's first chunk was written (time.monotonic)
 
     @property
     def base_url(self) -> str:
@@ -364,6 +365,8 @@ class _Handler(JsonHandler):
                 time.sleep(self.server.stream_delay)
             chunk = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
                      "model": model, "choices": [{"index": 0, "delta": {field: piece}, "finish_reason": None}]}
+            if index == 0:
+                self.server.first_chunk_at.append(time.monotonic())
             self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
         done = {"id": "chatcmpl-offline", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
