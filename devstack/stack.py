@@ -114,7 +114,8 @@ class LocalStack:
             env.update({"BRAIN": "bailian", "BAILIAN_APP_ID": self.platform.app_id,
                         "DASHSCOPE_API_KEY": self.platform.api_key, "DASHSCOPE_ENDPOINT": self.platform.endpoint})
         elif isinstance(self.platform, FakeDify):
-            env.update({"BRAIN": "dify", "DIFY_API_KEY": self.platform.api_key, "DIFY_ENDPOINT": self.platform.endpoint})
+            env.update({"BRAIN": "dify", "DIFY_API_KEY": self.platform.api_key,
+                        "DIFY_ENDPOINT": self.platform.endpoint})
         # The local DingTalk app: pictures and files download through it; cards only with --stream.
         env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
                     "DINGTALK_API_ENDPOINT": self.sink.url, "CARD_STREAMING": "on" if s.stream else "off"})
