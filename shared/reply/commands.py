@@ -18,6 +18,7 @@ from shared.reply.config import ReplyConfig
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import Entry, Totals, short
+from shared.reply.outcomes import Outcome
 from shared.reply.timezone import zone_of
 
 PREFIXES = ("\\", "/")
@@ -32,7 +33,7 @@ class Command(NamedTuple):
     argument: str
 
 
-class Outcome(NamedTuple):
+class Done(NamedTuple):
     """What to say, what happened, and the record to take back if nobody hears it."""
 
     text: str
@@ -54,16 +55,18 @@ class Commands:
         self.config = config
         self.storage = storage
 
-    def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
+    def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation) -> Done:
         if command.name == "clear":
             if message.is_group and self.config.clear_admins_only and not message.isAdmin:
-                return Outcome(texts.CLEAR_ADMIN_ONLY, "not-admin")
+                return Done(texts.CLEAR_ADMIN_ONLY, Outcome.NOT_ADMIN)
             record = self.storage.record("a \\clear", lambda h, at: h.add_clear(key, message.msgId, at), message)
-            return Outcome(texts.CLEARED, "cleared", record) if record else Outcome(texts.NOT_SAVED, "storage-error")
+            if not record:
+                return Done(texts.NOT_SAVED, Outcome.STORAGE_ERROR)
+            return Done(texts.CLEARED, Outcome.CLEARED, record)
         if command.name == "help":
-            return Outcome(texts.HELP, "help")
+            return Done(texts.HELP, Outcome.HELP)
         if command.name == "model":
-            return Outcome(texts.MODEL.format(model=self.config.model), "model")
+            return Done(texts.MODEL.format(model=self.config.model), Outcome.MODEL)
         if command.name == "usage":
             return self._usage(message)
         if command.name == "kb":
@@ -71,43 +74,43 @@ class Commands:
         if command.name == "tools":
             return self._tools()
         if command.name == "system" and self.config.brain.kind != "chat":
-            return Outcome(texts.PERSONA_ON_PLATFORM.format(platform=texts.PLATFORM_NAMES[self.config.brain.kind]),
-                           "persona-platform")
+            return Done(texts.PERSONA_ON_PLATFORM.format(platform=texts.PLATFORM_NAMES[self.config.brain.kind]),
+                           Outcome.PERSONA_PLATFORM)
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
-        return Outcome(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), "unknown-command",
+        return Done(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), Outcome.UNKNOWN_COMMAND,
                        plain=True)
 
-    def _tools(self) -> Outcome:
+    def _tools(self) -> Done:
         from shared.reply.tools.registry import tools_for
 
         tools = tools_for(self.config)
         if not tools:
-            return Outcome(texts.TOOLS_NONE, "tools")
+            return Done(texts.TOOLS_NONE, Outcome.TOOLS)
         described = {"read_url": "读取你给的链接", "web_search": f"联网搜索（{self.config.search_provider}）"}
         lines = "\n".join(f"- {tool.name}：{described.get(tool.name, tool.description)}" for tool in tools)
-        return Outcome(texts.TOOLS_LIST.format(tools=lines), "tools", plain=True)
+        return Done(texts.TOOLS_LIST.format(tools=lines), Outcome.TOOLS, plain=True)
 
-    def _knowledge(self) -> Outcome:
+    def _knowledge(self) -> Done:
         """The documents of the knowledge folder's index and when it was built."""
         from shared.reply.knowledge.index import load as load_index
 
         folder = Path(self.config.knowledge_dir)
         if not folder.is_dir():
-            return Outcome(texts.KB_NONE, "kb")
+            return Done(texts.KB_NONE, Outcome.KB)
         index = load_index(folder)
         if index is None or not index.files:
-            return Outcome(texts.KB_EMPTY, "kb")
+            return Done(texts.KB_EMPTY, Outcome.KB)
         built = dt.datetime.fromtimestamp(index.built_at / 1000, zone_of(self.config.timezone))
         files = "\n".join(f"- {source}（{entry.get('chunks', 0)} 段）" for source, entry in sorted(index.files.items()))
-        return Outcome(texts.KB_LIST.format(count=len(index.files), built=f"{built:%Y-%m-%d %H:%M}", files=files),
-                       "kb", plain=True)
+        return Done(texts.KB_LIST.format(count=len(index.files), built=f"{built:%Y-%m-%d %H:%M}", files=files),
+                       Outcome.KB, plain=True)
 
-    def _usage(self, message: IncomingMessage) -> Outcome:
+    def _usage(self, message: IncomingMessage) -> Done:
         """Today and this month, for the asker and for the conversation: answered questions, tokens, cost."""
         month = self.storage.usage_month()
         if month is None:
-            return Outcome(texts.USAGE_UNAVAILABLE, "usage")
+            return Done(texts.USAGE_UNAVAILABLE, Outcome.USAGE)
         today = self.storage.calendar.day()
         sender, conversation = short(message.sender_key), short(message.conversationId)
 
@@ -121,29 +124,29 @@ class Commands:
 
         mine = [e for e in month if e.sender == sender]
         here = [e for e in month if e.conversation == conversation]
-        return Outcome(texts.USAGE.format(day=today, tz=self.config.timezone, me_today=line(of_today(mine)),
+        return Done(texts.USAGE.format(day=today, tz=self.config.timezone, me_today=line(of_today(mine)),
                                           me_month=line(mine), here_today=line(of_today(here)),
-                                          here_month=line(here)), "usage")
+                                          here_month=line(here)), Outcome.USAGE)
 
-    def _persona(self, argument: str, key: str, message: IncomingMessage, conversation: Conversation) -> Outcome:
+    def _persona(self, argument: str, key: str, message: IncomingMessage, conversation: Conversation) -> Done:
         """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.
         In a group the persona speaks for everyone, so only an admin (``isAdmin``) may change it. The
         operator's ``SYSTEM_PROMPT`` is never shown: it may hold what members should not read."""
         if not argument:
             if conversation.persona:
-                return Outcome(texts.PERSONA_SHOW.format(persona=conversation.persona), "persona-shown")
+                return Done(texts.PERSONA_SHOW.format(persona=conversation.persona), Outcome.PERSONA_SHOWN)
             if self.config.system_prompt:
-                return Outcome(texts.PERSONA_DEFAULT, "persona-shown")
-            return Outcome(texts.PERSONA_NONE, "persona-shown")
+                return Done(texts.PERSONA_DEFAULT, Outcome.PERSONA_SHOWN)
+            return Done(texts.PERSONA_NONE, Outcome.PERSONA_SHOWN)
         if message.is_group and not message.isAdmin:
-            return Outcome(texts.ADMIN_ONLY, "not-admin")
+            return Done(texts.ADMIN_ONLY, Outcome.NOT_ADMIN)
         if len(argument) > PERSONA_MAX_CHARS:
-            return Outcome(texts.PERSONA_TOO_LONG.format(limit=PERSONA_MAX_CHARS), "persona-too-long")
+            return Done(texts.PERSONA_TOO_LONG.format(limit=PERSONA_MAX_CHARS), Outcome.PERSONA_TOO_LONG)
         persona = None if argument.lower() == "reset" else argument
         record = self.storage.record("a persona", lambda h, at: h.set_persona(key, message.msgId, at, persona),
                                      message)
         if not record:
-            return Outcome(texts.NOT_SAVED, "storage-error")
+            return Done(texts.NOT_SAVED, Outcome.STORAGE_ERROR)
         if persona is None:
-            return Outcome(texts.PERSONA_RESET, "persona-reset", record)
-        return Outcome(texts.PERSONA_SET.format(persona=persona), "persona-set", record)
+            return Done(texts.PERSONA_RESET, Outcome.PERSONA_RESET, record)
+        return Done(texts.PERSONA_SET.format(persona=persona), Outcome.PERSONA_SET, record)

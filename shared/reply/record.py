@@ -14,35 +14,21 @@ from shared.common.message import IncomingMessage
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import ANSWERED, COMMAND, FAILED, REFUSED, Entry, short
+from shared.reply.outcomes import NOT_HANDLED, kind_of
 from shared.reply.prices import cost_micro
 from shared.reply.summary import Summary
-
-NOT_HANDLED = ("duplicate", "replayed")
-REFUSALS = ("refused", "quota", "not-admin")
-COMMAND_OUTCOMES = ("cleared", "help", "model", "persona-shown", "persona-set", "persona-reset", "persona-too-long",
-                    "persona-platform",
-                    "unknown-command", "usage", "kb", "tools", "storage-error")
-
-
-def outcome_code(outcome: str) -> str:
-    if outcome == "answered":
-        return ANSWERED
-    if outcome in REFUSALS:
-        return REFUSED
-    if outcome in COMMAND_OUTCOMES:
-        return COMMAND
-    return FAILED
 
 
 def record(config: ReplyConfig, storage: Storage, message: IncomingMessage, summary: Summary) -> None:
     summary.emit()
-    if summary.outcome in NOT_HANDLED:
+    kind = kind_of(summary.outcome)
+    if kind == NOT_HANDLED:
         return
     usage = summary.usage
     prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
     cost = cost_micro(summary.model, prompt, completion, config.prices)
     at_ms = int(storage.clock() * 1000)
-    entry = Entry(at_ms, short(message.sender_key), short(message.conversationId), outcome_code(summary.outcome),
+    entry = Entry(at_ms, short(message.sender_key), short(message.conversationId), kind,
                   prompt, completion, bool(usage and usage.estimated), cost)
     document = summary.document(summary.clock())
     body: Dict[str, Any] = {

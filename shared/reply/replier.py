@@ -43,6 +43,7 @@ from shared.reply.events import PICTURE, Event
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.signatures import DETACHED, REPLAYED
 from shared.reply.oss.storage import Storage
+from shared.reply.outcomes import Outcome
 from shared.reply.provenance import Provenance, of_texts
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
@@ -126,7 +127,7 @@ class Replier:
         key = conversation_key(message.conversationId, message.sender_key,
                                self.config.history_per_sender and message.is_group)
         handling = self.current = Handling(message, key, ChatAddress.of(message), Conversation(key))
-        outcome = "internal-error"
+        outcome = Outcome.INTERNAL_ERROR
         try:
             outcome = self._process(handling)
             return outcome
@@ -148,7 +149,7 @@ class Replier:
             webhook = self._webhook(message)
         except Undeliverable as exc:
             logger.error("cannot answer: %s", exc)
-            return "undeliverable"
+            return Outcome.UNDELIVERABLE
         self.storage.warn_if_unavailable()
         if self.config.quotas.active:
             # Today's usage listing overlaps the claim and the history read; the quota stage waits for it.
@@ -156,14 +157,14 @@ class Replier:
         signed = self.storage.signed_as(message)
         if signed == REPLAYED:
             logger.warning("refused a message whose signed request already carried another message (a replay)")
-            return "replayed"
+            return Outcome.REPLAYED
         handling.detached = signed == DETACHED
         if handling.detached:
             logger.warning("a second message under one signed request: answered without its conversation's state")
         claim = self.storage.claim(key, message.msgId, self.config.claim_ttl_ms)
         if claim is None:
             logger.info("already answered or being answered, skipped")
-            return "duplicate"
+            return Outcome.DUPLICATE
         if not handling.detached:
             handling.conversation = self.storage.load(key, self.config.history_length)
         try:
@@ -177,12 +178,12 @@ class Replier:
         if parts and delivered == 0:
             self.storage.undo(answer.record)
             self.storage.release(claim)
-            return "delivery-failed"
+            return Outcome.DELIVERY_FAILED
         if delivered < parts:
             self.delivery.tell(message, webhook, texts.PARTIAL)
             self.storage.finish(claim, key)
-            return "delivery-failed"
-        if answer.outcome == "answered" and not handling.detached:
+            return Outcome.DELIVERY_FAILED
+        if answer.outcome == Outcome.ANSWERED and not handling.detached:
             kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
             session = self.brain.report.session if handling.thought and self.brain is not None else None
             self.storage.add_turn(key, message, answer.asked or message.question, kept, handling.conversation,
@@ -202,13 +203,13 @@ class Replier:
         message = handling.message
         refusal = not_allowed(self.config, message)
         if refusal:
-            return Answer(refusal, "refused")
+            return Answer(refusal, Outcome.REFUSED)
         if message.msgtype not in ANSWERED_TYPES:
             kind = texts.KIND_NAMES.get(message.msgtype, message.msgtype)
             return Answer(texts.VIDEO if message.msgtype == "video" else texts.UNSUPPORTED.format(kind=kind),
-                          "unsupported")
+                          Outcome.UNSUPPORTED)
         if not message.question and not message.media:
-            return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, "empty")
+            return Answer(texts.AUDIO_UNHEARD if message.msgtype == "audio" else texts.EMPTY_QUESTION, Outcome.EMPTY)
         return None
 
     def _command(self, handling: Handling) -> Optional[Answer]:
@@ -217,7 +218,7 @@ class Replier:
         if command is None:
             return None
         if handling.detached:
-            return Answer(texts.DETACHED_COMMAND, "refused")
+            return Answer(texts.DETACHED_COMMAND, Outcome.REFUSED)
         done = Commands(self.config, self.storage).run(command, handling.key, message, handling.conversation)
         return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
 
@@ -226,13 +227,13 @@ class Replier:
             return None
         today = handling.today.result() if handling.today is not None else self.storage.usage_today()
         refusal = over_quota(self.config, handling.message, today, self._resets())
-        return Answer(refusal, "quota") if refusal else None
+        return Answer(refusal, Outcome.QUOTA) if refusal else None
 
     def _media_problem(self) -> Optional[MediaProblem]:
         """Why no picture or file can be fetched now, or None."""
         if self.delivery.api is None:
             return MediaProblem(texts.NEEDS_APP, "a picture or file arrived and DINGTALK_APP_KEY is not set",
-                                outcome="needs-app")
+                                outcome=Outcome.NEEDS_APP)
         if not self.delivery.openapi_usable():
             return MediaProblem(texts.MEDIA_QUOTA, "DingTalk's monthly API quota is spent")
         return None
@@ -244,7 +245,7 @@ class Replier:
             logger.warning("could not use what was sent: %s", exc)
             if isinstance(exc, DownloadError) and exc.quota_spent:
                 self.delivery.note_quota_spent(exc.code)
-            return Answer(exc.user_message, getattr(exc, "outcome", "media-error"))
+            return Answer(exc.user_message, getattr(exc, "outcome", Outcome.MEDIA_ERROR))
         handling.notes = "\n".join(handling.question.notes)
         return None
 
@@ -261,7 +262,7 @@ class Replier:
                 raise problem
             else:
                 logger.warning("%s: answering the text only", problem)
-                unseen = texts.UNSEEN_NEEDS_APP if problem.outcome == "needs-app" else texts.UNSEEN_QUOTA
+                unseen = texts.UNSEEN_NEEDS_APP if problem.outcome == Outcome.NEEDS_APP else texts.UNSEEN_QUOTA
         try:
             return QuestionBuilder(fetch, self.config.file_text_chars, unseen).build(message)
         except DownloadError as exc:
@@ -331,7 +332,7 @@ class Replier:
                                        guard)
         else:
             answer = answer_from_events(events(), self.config.show_reasoning, handling.notes, guard)
-        if answer.outcome != "answered":
+        if answer.outcome != Outcome.ANSWERED:
             return answer
         answer = answer._replace(asked=question.for_history, note=brain.report.note)
         if pictures:

@@ -19,6 +19,7 @@ from shared.reply.answer import Answer
 from shared.reply.dingtalk.cards import CardError, CardStream
 from shared.reply.events import NOTE, REASONING, REPLACE, SOURCES, STATUS, TEXT, Event, sources_line
 from shared.reply.llm.reasoning import split_reasoning, with_reasoning
+from shared.reply.outcomes import Outcome
 
 logger = log.get("streaming")
 Guard = Callable[[str], str]  # rewrites what the model wrote before DingTalk shows it
@@ -83,11 +84,11 @@ def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str
         for event in events:
             transcript.add(event)
     except LLMError as exc:
-        return Answer(exc.user_message, "llm-error")
+        return Answer(exc.user_message, Outcome.LLM_ERROR)
     answer = transcript.answer.strip()
     if not answer:
-        return Answer(texts.EMPTY_ANSWER, "llm-error")
-    return Answer(answer, "answered", transcript.display(notes, with_status=False).strip())
+        return Answer(texts.EMPTY_ANSWER, Outcome.LLM_ERROR)
+    return Answer(answer, Outcome.ANSWERED, transcript.display(notes, with_status=False).strip())
 
 
 def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning: bool,
@@ -115,14 +116,14 @@ def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning
         reason = exc.user_message
         so_far = transcript.display(with_status=False).strip()
         failed_in_card = showing and step(lambda: cards.fail(so_far, reason))
-        return Answer(reason, "llm-error", "" if failed_in_card else None)
+        return Answer(reason, Outcome.LLM_ERROR, "" if failed_in_card else None)
     answer = transcript.answer.strip()
     if not answer:
         failed_in_card = showing and step(lambda: cards.fail("", texts.EMPTY_ANSWER))
-        return Answer(texts.EMPTY_ANSWER, "llm-error", "" if failed_in_card else None)
+        return Answer(texts.EMPTY_ANSWER, Outcome.LLM_ERROR, "" if failed_in_card else None)
     display = transcript.display(notes, with_status=False)
     rest: list = []
     if showing and step(lambda: rest.append(cards.finish(display))):
         logger.info("streamed into %d card(s) with %d API calls", len(cards.cards), cards.calls)
-        return Answer(answer, "answered", rest[0])
-    return Answer(answer, "answered", display)
+        return Answer(answer, Outcome.ANSWERED, rest[0])
+    return Answer(answer, Outcome.ANSWERED, display)
