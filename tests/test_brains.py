@@ -232,6 +232,11 @@ def test_the_persona_command_says_where_a_platforms_persona_lives(reply, bailian
     assert bailian.requests == []
 
 
+def test_the_model_command_names_the_application(reply, bailian_env, use_env, bailian, sink):
+    use_env(bailian_env)
+    assert ask(reply, sink, "\\model") == "model" and said(sink) == f"当前模型：百炼应用 {APP_ID}"
+
+
 def test_usage_of_a_bailian_answer_is_recorded_under_its_model(reply, bailian_env, use_env, bailian, sink, oss):
     use_env(bailian_env)
     assert ask(reply, sink, "你好") == "answered"

@@ -66,7 +66,7 @@ class Commands:
         if command.name == "help":
             return Done(texts.HELP, Outcome.HELP)
         if command.name == "model":
-            return Done(texts.MODEL.format(model=self.config.model), Outcome.MODEL)
+            return Done(texts.MODEL.format(model=self._model_name()), Outcome.MODEL)
         if command.name == "usage":
             return self._usage(message)
         if command.name == "kb":
@@ -80,6 +80,14 @@ class Commands:
             return self._persona(command.argument, key, message, conversation)
         return Done(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), Outcome.UNKNOWN_COMMAND,
                        plain=True)
+
+    def _model_name(self) -> str:
+        brain = self.config.brain
+        if brain.kind == "bailian":
+            return f"{texts.PLATFORM_NAMES[brain.kind]} {brain.app_id}"
+        if brain.kind == "dify":
+            return f"{texts.PLATFORM_NAMES[brain.kind]}（{brain.endpoint}）"
+        return self.config.model
 
     def _tools(self) -> Done:
         from shared.reply.tools.registry import tools_for
