@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from shared.reply.netguard import Refused, Target, _ordered, check_url, connect_any, embedded_ipv4, is_public
+from shared.reply.netguard import (Refused, Target, _ordered, check_url, connect_any, embedded_ipv4, is_public,
+                                   resolve)
 from shared.reply.tools.base import ToolError
 from shared.reply.tools.fetch import fetch
 
@@ -114,3 +115,66 @@ def test_the_link_reader_connects_to_a_later_address_when_the_first_is_down(page
 def test_a_refused_address_is_a_tool_error_naming_it():
     with pytest.raises(ToolError, match="non-public"):
         fetch("http://[2002:a9fe:a9fe::1]/", max_bytes=1024, seconds=2)
+
+
+# --- what the log says, and what a target holds ------------------------------------------------------
+
+def _public(host, port):
+    return {"public.example": ["93.184.216.34"], "mixed.example": ["93.184.216.34", "10.0.0.5"]}.get(host, [])
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("ftp://public.example/file", "scheme ftp is not http(s)"),
+    ("https://user:pw@public.example/", "the URL carries user info"),
+    ("https://mixed.example/", "mixed.example resolves to a non-public address (10.0.0.5)"),
+    ("https://nowhere.example/", "nowhere.example resolves to a non-public address (none)"),
+    ("http://[::1]:8080/", "::1 resolves to a non-public address (::1)"),
+], ids=["scheme", "user-info", "mixed", "no-address", "bracketed-ipv6"])
+def test_each_refusal_says_why_in_the_log(url, reason):
+    def resolver(host, port):
+        return [host] if ":" in host else _public(host, port)
+
+    with pytest.raises(Refused) as refused:
+        check_url(url, resolver=resolver)
+    assert str(refused.value) == reason
+
+
+def test_a_url_that_does_not_parse_is_refused_naming_the_parser_error():
+    with pytest.raises(Refused) as refused:
+        check_url("http://[::1/")
+    assert str(refused.value) == "the URL does not parse (InvalidURL)"
+
+
+def test_a_checked_target_holds_the_prepared_url_the_scheme_the_host_the_default_port_and_its_addresses():
+    seen = []
+
+    def resolver(host, port):
+        seen.append((host, port))
+        return _public(host, port)
+
+    assert check_url("HTTPS://Public.Example/a b", resolver=resolver) == \
+        Target("https://public.example/a%20b", "https", "public.example", 443, ("93.184.216.34",))
+    assert check_url("http://public.example/", resolver=resolver).port == 80
+    assert seen == [("public.example", 443), ("public.example", 80)]
+
+
+def test_an_allowed_host_is_not_resolved_and_keeps_its_name():
+    def resolver(host, port):
+        raise AssertionError("an allowed host is connected to by name")
+
+    assert check_url("http://intranet:8080/x", allow=("intranet:8080",), resolver=resolver) == \
+        Target("http://intranet:8080/x", "http", "intranet", 8080, ())
+
+
+def test_a_scoped_link_local_address_is_judged_without_its_zone():
+    assert is_public("fe80::1%eth0") is False and is_public("2001:4860:4860::8888%1") is True
+
+
+def test_the_resolver_gives_each_address_once_for_the_host_asked():
+    assert resolve("127.0.0.2", 80) == ["127.0.0.2"]
+
+
+def test_a_name_that_cannot_be_resolved_is_refused_naming_it():
+    with pytest.raises(Refused) as refused:
+        resolve("a..b", 80)
+    assert str(refused.value).startswith("a..b does not resolve (")

@@ -58,6 +58,13 @@ CASES = [
     ("[原文](https://example.com/page?a=1)", "[原文](https://example.com/page?a=1)"),
     (f"[![a]({EVIL}/x.png)](https://example.com/page?a=1)", "[a](https://example.com/page?a=1)"),
     (f"```\n![x]({EVIL}/a.png)\n```", "```\nx\n```"),  # phones show message code blocks as markdown
+    (f'<a href="https://example.com/page?a=1">看 ![x]({EVIL}/p.png)</a>', '<a href="https://example.com/page?a=1">看 x</a>'),
+    (f'<a title="![x]({EVIL}/p.png)" href="https://example.com/page?a=1">![x]({EVIL}/p.png)</a>',
+     f'<a title="![x]({EVIL}/p.png)" href="https://example.com/page?a=1">x</a>'),
+    (f"[![a]({EVIL}/x.png)][r]\n\n[r]: https://example.com/page?a=1", "[a][r]\n\n[r]: https://example.com/page?a=1"),
+    (f"[![a]({EVIL}/x.png)][nope]", "[a][nope]"),
+    (f"见 {EVIL}/?q=星河公司报价, 后面", f"见 `{EVIL}/?q=星河公司报价`, 后面"),
+    (f"见 {EVIL}/?q=星河公司报价X!", f"见 `{EVIL}/?q=星河公司报价X`!"),
     ("<font color=red>红</font> a < b <think>x</think> [1] 和 [2]",
      "<font color=red>红</font> a < b <think>x</think> [1] 和 [2]"),
 ]
@@ -97,3 +104,56 @@ def test_public_text_is_a_source_but_no_secret():
 def test_url_keys_ignore_the_scheme_fragment_and_trailing_slash():
     assert url_key("HTTPS://Example.COM/a/?b=1#frag") == url_key("example.com/a/?b=1") == "example.com/a/?b=1"
     assert url_key("https://example.com/") == "example.com"
+
+
+# --- the edges of what counts as the conversation ---------------------------------------------------
+
+@pytest.mark.parametrize("char, cjk", [
+    ("\u33ff", False), ("\u3400", True), ("\u9fff", True), ("\ua000", False), ("\uf8ff", False), ("\uf900", True),
+    ("\ufaff", True), ("\ufb00", False), ("\U0001ffff", False), ("\U00020000", True), ("\U0002fa1f", True),
+    ("\U0002fa20", False),
+], ids=lambda value: f"U+{ord(value):04X}" if isinstance(value, str) else str(value))
+def test_cjk_is_every_unified_and_compatibility_ideograph_block_and_nothing_beside(char, cjk):
+    from shared.reply.provenance import _is_cjk
+
+    assert _is_cjk(char) is cjk
+
+
+@pytest.mark.parametrize("url, key", [
+    ("https://a.example/x!", "a.example/x"),
+    ("https://a.example/x,", "a.example/x"),
+    ("file:///etc/passwd", "/etc/passwd"),
+    ("https://a.example:8443/x", "a.example:8443/x"),
+    ("HTTP://[Bad/X", "http://[bad/x"),
+    ("https://a.example/aX", "a.example/aX"),
+], ids=["bang", "comma", "no-host", "port", "unparsable", "trailing-letter"])
+def test_url_keys_at_their_edges(url, key):
+    assert url_key(url) == key
+
+
+def test_encoded_parts_decode_only_when_they_are_what_they_look_like():
+    from shared.reply.provenance import _base64_text, _hex_text
+
+    assert _base64_text(base64.b64encode("ab报".encode()).decode().rstrip("=")) == "ab报"
+    assert _base64_text(base64.b64encode("报价A".encode()).decode().rstrip("=")) == "报价A"
+    assert _base64_text("!!!!") == ""
+    assert _hex_text("E4B8AD41") == "中A" and _hex_text("e4b8ad41") == "中A"
+    assert _hex_text("abc") == "" and _hex_text("zz") == "" and _hex_text("ff") == ""
+
+
+def test_every_source_added_stays_known():
+    provenance = Provenance()
+    provenance.add_source("https://one.example/a")
+    provenance.add_source("https://two.example/b")
+    assert provenance.known_url("https://one.example/a") and provenance.known_url("https://two.example/b")
+
+
+@pytest.mark.parametrize("url, carries", [
+    (f"{EVIL}/?q=星河ab", True),  # four characters, two of them Chinese
+    (f"{EVIL}/?q=abcd", False),  # four letters are no Chinese window
+    (f"{EVIL}/?q=2024", False),  # the end of a longer run is not ten in a row
+    ("https://a.b.acmecorporation2024.evil.example/", True),  # any sub-domain label, however deep
+], ids=["two-cjk", "four-latin", "short-tail", "deep-label"])
+def test_what_counts_as_text_of_the_conversation(url, carries):
+    provenance = of_texts(["项目代号星河ab，客户 xyz ACME-Corporation-2024"])
+    assert provenance.carries_secret(url) is carries

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 import requests
 from urllib3.util import Url, parse_url
@@ -158,10 +158,10 @@ def check_url(url: str, *, allow: Sequence[str] = (), resolver: Resolve = resolv
 def connect_any(target: Target, timeout: float) -> socket.socket:
     """A TCP connection to the first of the target's checked addresses that answers (its name, for an
     allowed host); raises the last ``OSError`` when none does."""
-    last: Optional[OSError] = None
-    for address in target.addresses or (target.host,):
+    *first, final = target.addresses or (target.host,)
+    for address in first:
         try:
             return socket.create_connection((address, target.port), timeout)
-        except OSError as exc:
-            last = exc
-    raise last or OSError(f"no address to connect to for {target.host}")
+        except OSError:
+            continue
+    return socket.create_connection((final, target.port), timeout)

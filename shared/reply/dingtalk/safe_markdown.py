@@ -67,6 +67,13 @@ def _shown_address(text: str, url: str) -> str:
     return address if not text.strip() or text.strip() == url else f"{text}（{address}）"
 
 
+def _with_group(match: re.Match, group: str, text: str) -> str:
+    """The match with one group's text replaced, in place (the same words may come earlier, in an attribute)."""
+    start, end = match.span(group)
+    whole = match.group(0)
+    return whole[:start - match.start()] + text + whole[end - match.start():]
+
+
 class AnswerGuard:
     """Rewrites an answer's markdown so that what DingTalk renders fetches nothing and links nothing that
     carries the conversation. ``bot_images`` is read at each call: drawn pictures appear while the answer
@@ -111,8 +118,7 @@ class AnswerGuard:
             url = href.get("href", "")
             if url and not self.link_allowed(url):
                 return _shown_address(inner, url)
-            return whole.replace(match.group("anchor_text"), inner, 1) if inner != match.group("anchor_text") \
-                else whole
+            return _with_group(match, "anchor_text", inner)
         if kind == "tag":
             return self._tag(match.group("tag_name"), match.group("attrs") or "", whole)
         if kind == "broken":
@@ -134,8 +140,7 @@ class AnswerGuard:
             url = self._reference(match.group("lref_label"), match.group("lref_text"), definitions)
             inner = self(match.group("lref_text"))
             if url is None or self.link_allowed(url):
-                return whole.replace(match.group("lref_text"), inner, 1) if inner != match.group("lref_text") \
-                    else whole
+                return _with_group(match, "lref_text", inner)
             return _shown_address(inner, url)
         url = whole.rstrip(".,;:!?")
         return whole if self.link_allowed(url) else _shown_address("", url) + whole[len(url):]
