@@ -6,8 +6,7 @@ import threading
 
 import pytest
 
-from shared.reply.netguard import (Refused, Target, _ordered, check_url, connect_any, embedded_ipv4, is_public,
-                                   resolve)
+from shared.reply.netguard import Refused, Target, _ordered, check_url, connect_any, embedded_ipv4, is_public, resolve
 from shared.reply.tools.base import ToolError
 from shared.reply.tools.fetch import fetch
 

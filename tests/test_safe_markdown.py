@@ -58,7 +58,8 @@ CASES = [
     ("[原文](https://example.com/page?a=1)", "[原文](https://example.com/page?a=1)"),
     (f"[![a]({EVIL}/x.png)](https://example.com/page?a=1)", "[a](https://example.com/page?a=1)"),
     (f"```\n![x]({EVIL}/a.png)\n```", "```\nx\n```"),  # phones show message code blocks as markdown
-    (f'<a href="https://example.com/page?a=1">看 ![x]({EVIL}/p.png)</a>', '<a href="https://example.com/page?a=1">看 x</a>'),
+    (f'<a href="https://example.com/page?a=1">看 ![x]({EVIL}/p.png)</a>',
+     '<a href="https://example.com/page?a=1">看 x</a>'),
     (f'<a title="![x]({EVIL}/p.png)" href="https://example.com/page?a=1">![x]({EVIL}/p.png)</a>',
      f'<a title="![x]({EVIL}/p.png)" href="https://example.com/page?a=1">x</a>'),
     (f"[![a]({EVIL}/x.png)][r]\n\n[r]: https://example.com/page?a=1", "[a][r]\n\n[r]: https://example.com/page?a=1"),
