@@ -95,6 +95,12 @@ def test_a_name_with_several_addresses_is_tried_address_by_address(page):
         assert sock.getpeername() == ("127.0.0.1", page)
 
 
+def test_the_first_address_that_answers_is_used_even_when_later_ones_are_down(page):
+    target = Target(f"http://tri.example:{page}/", "http", "tri.example", page, ("127.0.0.2", "127.0.0.1", "127.0.0.3"))
+    with connect_any(target, 2.0) as sock:
+        assert sock.getpeername() == ("127.0.0.1", page)
+
+
 def test_when_no_address_answers_the_last_error_is_raised(page):
     target = Target(f"http://dual.example:{page}/", "http", "dual.example", page, ("127.0.0.2", "127.0.0.3"))
     with pytest.raises(ConnectionRefusedError):

