@@ -102,8 +102,8 @@ class _Handler(PlatformHandler):
                                  "usage": usage, "request_id": request_id})
             return
         self.start_stream()
-        if fault.get("ping"):
-            return self.ping_for(fault["ping"], ":HTTP_STATUS/200\n\n")
+        if self.held(fault, ":HTTP_STATUS/200\n\n"):
+            return
         written = ""
         chunks = pieces(answer)
         for index, piece in enumerate(chunks):

@@ -125,8 +125,8 @@ class _Handler(PlatformHandler):
 
         self.start_stream()
         self.write("event: ping\n\n")
-        if fault.get("ping"):
-            return self.ping_for(fault["ping"], "event: ping\n\n")
+        if self.held(fault, "event: ping\n\n"):
+            return
         first = True
         if mode == "chatflow":
             frame({"event": "workflow_started", "task_id": task_id, "workflow_run_id": run_id,

@@ -40,7 +40,8 @@ class FakePlatform(LoopbackServer):
     def fail_next(self, *faults: Dict[str, Any]) -> None:
         """``{"status": 429, "code": "…"}`` (the request refused), ``{"stream_error": {…}}`` (an error event
         after the first piece), ``{"cut": True}`` (the stream ends before its last event), ``{"delay": 2.0}``,
-        ``{"ping": 0.2}`` (keep-alives every 0.2 s for a minute and no answer)."""
+        ``{"ping": 0.2}`` (keep-alives every 0.2 s for a minute and no answer), ``{"silent": 3.0}`` (the headers,
+        then nothing at all for 3 s)."""
         with self.lock:
             self.faults.extend(faults)
 
@@ -70,6 +71,16 @@ class PlatformHandler(JsonHandler):
             time.sleep(self.server.stream_delay)
         self.wfile.write(frame.encode("utf-8"))
         self.wfile.flush()
+
+    def held(self, fault: Dict[str, Any], keepalive: str) -> bool:
+        """A fault that keeps the answer from coming (``ping``, ``silent``), played out; False for any other."""
+        if fault.get("ping"):
+            self.ping_for(fault["ping"], keepalive)
+            return True
+        if fault.get("silent"):
+            time.sleep(fault["silent"])
+            return True
+        return False
 
     def ping_for(self, interval: float, frame: str, seconds: float = 60.0) -> None:
         """A hostile wait: a keep-alive every ``interval`` and never an answer, until the client hangs up."""

@@ -197,7 +197,8 @@ def test_bailian_references_are_the_sources_line_and_the_names_go_as_parameters_
     ({"stream_error": {"status": 500, "code": "InternalError"}}, texts.PLATFORM_UNAVAILABLE),
     ({"cut": True}, texts.INTERRUPTED),
     ({"ping": 0.2}, texts.TIMEOUT),
-], ids=["key", "app", "arrears", "throttled", "moderated", "down", "in-stream", "cut", "hangs"])
+    ({"silent": 3.0}, texts.TIMEOUT),
+], ids=["key", "app", "arrears", "throttled", "moderated", "down", "in-stream", "cut", "hangs", "silent"])
 def test_each_bailian_failure_is_one_sentence_and_nothing_is_kept(reply, bailian_env, use_env, bailian, sink, oss,
                                                                   fault, sentence):
     use_env({**bailian_env, "TIMEOUT": "1"})
@@ -309,7 +310,8 @@ def test_a_picture_a_dify_tool_made_is_posted_after_the_answer(reply, dify_env, 
     ({"stream_error": {"status": 400, "code": "invalid_param"}}, texts.PLATFORM_REJECTED),
     ({"status": 500, "code": "internal_server_error"}, texts.PLATFORM_UNAVAILABLE),
     ({"ping": 0.2}, texts.TIMEOUT),
-], ids=["key", "unavailable", "quota", "no-model", "failed", "in-stream", "down", "hangs"])
+    ({"silent": 3.0}, texts.TIMEOUT),
+], ids=["key", "unavailable", "quota", "no-model", "failed", "in-stream", "down", "hangs", "silent"])
 def test_each_dify_failure_is_one_sentence(reply, dify_env, use_env, dify, sink, fault, sentence):
     use_env({**dify_env, "TIMEOUT": "1"})
     dify.fail_next(fault)

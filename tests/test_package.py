@@ -238,3 +238,31 @@ print(json.dumps({{"statuses": statuses, "oss2": [oss2.__version__, oss2.__file_
         assert server.refused == {} and any(key.startswith("dingbot/claims/") for key in server.objects)
     finally:
         server.stop()
+
+
+@needs_310
+@pytest.mark.parametrize("brain", ["bailian", "dify"])
+def test_reply_zip_answers_through_an_application_platform_over_fcs_urllib3(built, tmp_path, sink, brain):
+    from devstack.fake_bailian import APP_ID, FakeBailian
+    from devstack.fake_dify import FakeDify
+
+    code, runtime, event = reply_with_a_message(built, tmp_path, sink)
+    again = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode()).to_payload()
+    script = """
+import json, index
+class Ctx: request_id = "r"
+print(json.dumps([json.loads(index.handler({event!r}, Ctx()))["status"]]))
+"""
+    server = (FakeBailian() if brain == "bailian" else FakeDify()).start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "OSS_MOUNT_POINT": str(tmp_path / "oss"),
+               "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "TIMEOUT": "1", "BRAIN": brain}
+        env.update({"BAILIAN_APP_ID": APP_ID, "DASHSCOPE_API_KEY": server.api_key, "DASHSCOPE_ENDPOINT": server.endpoint}
+                   if brain == "bailian" else {"DIFY_API_KEY": server.api_key, "DIFY_ENDPOINT": server.endpoint})
+        assert run_isolated(code, runtime, script.format(event=event), env) == ["answered"]
+        assert "你问：你好" in json.dumps(sink.wait_for(1)[-1], ensure_ascii=False)
+        server.fail_next({"silent": 3.0})  # a platform that sends its headers and then nothing
+        assert run_isolated(code, runtime, script.format(event=again), env) == ["llm-error"]
+        assert "请求超时，请稍后再试。" in json.dumps(sink.wait_for(2)[-1], ensure_ascii=False)
+    finally:
+        server.stop()

@@ -10,11 +10,13 @@ Errors are ``PlatformError`` with the HTTP status and the platform's own code, w
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import requests
+import urllib3
 
 from shared.common import log
 from shared.common.errors import LLMError
@@ -64,10 +66,12 @@ def error_of(status: int, body: bytes) -> PlatformError:
 
 def arriving(response: requests.Response) -> Iterator[bytes]:
     """The body's bytes as they arrive. ``iter_content(None)`` reads a body without chunked encoding (an
-    SSE answer ended by closing the connection) to its end before giving any of it; urllib3's ``read1``
-    returns what the socket has."""
+    SSE answer ended by closing the connection) to its end before giving any of it. ``read1`` returns what
+    the socket has: urllib3 2 has its own; FC's python3.10 ships urllib3 1.26, whose response wraps an
+    ``http.client`` response that has it. The answer is asked for uncompressed, so neither has to decode."""
+    read = getattr(response.raw, "read1", None) or response.raw._fp.read1
     while True:
-        chunk = response.raw.read1(65536, decode_content=True)
+        chunk = read(65536)
         if not chunk:
             return
         yield chunk
@@ -80,7 +84,7 @@ class StreamedCall:
                  headers: Optional[Dict[str, str]] = None) -> None:
         self.url = url
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
-                        "Accept": "text/event-stream", **(headers or {})}
+                        "Accept": "text/event-stream", "Accept-Encoding": "identity", **(headers or {})}
         self.body = body
         self.seconds = seconds
 
@@ -105,13 +109,12 @@ class StreamedCall:
         with response:
             if response.status_code != 200:
                 raise error_of(response.status_code, response.content)
+            # ``read1`` is urllib3's or http.client's own: their errors arrive unwrapped by requests.
             try:
                 yield from events(in_time(arriving(response)))
-            except requests.exceptions.ConnectionError as exc:
-                if "timed out" in str(exc).lower():  # a read that waited out the whole TIMEOUT
-                    raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True) from None
-                raise PlatformError(0, "interrupted", type(exc).__name__) from None
-            except (requests.RequestException, OSError) as exc:
+            except (urllib3.exceptions.TimeoutError, TimeoutError):  # a read that waited the whole TIMEOUT
+                raise PlatformError(0, "timeout", "TIMEOUT passed", timed_out=True) from None
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
                 raise PlatformError(0, "interrupted", type(exc).__name__) from None
 
 
