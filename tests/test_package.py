@@ -257,8 +257,11 @@ print(json.dumps([json.loads(index.handler({event!r}, Ctx()))["status"]]))
     try:
         env = {"PATH": "/usr/bin:/bin", "OSS_MOUNT_POINT": str(tmp_path / "oss"),
                "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "TIMEOUT": "1", "BRAIN": brain}
-        env.update({"BAILIAN_APP_ID": APP_ID, "DASHSCOPE_API_KEY": server.api_key, "DASHSCOPE_ENDPOINT": server.endpoint}
-                   if brain == "bailian" else {"DIFY_API_KEY": server.api_key, "DIFY_ENDPOINT": server.endpoint})
+        if brain == "bailian":
+            env.update({"DASHSCOPE_API_KEY": server.api_key, "DASHSCOPE_ENDPOINT": server.endpoint,
+                        "BAILIAN_APP_ID": APP_ID})
+        else:
+            env.update({"DIFY_API_KEY": server.api_key, "DIFY_ENDPOINT": server.endpoint})
         assert run_isolated(code, runtime, script.format(event=event), env) == ["answered"]
         assert "你问：你好" in json.dumps(sink.wait_for(1)[-1], ensure_ascii=False)
         server.fail_next({"silent": 3.0})  # a platform that sends its headers and then nothing
