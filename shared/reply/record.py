@@ -13,7 +13,7 @@ from typing import Any, Dict
 from shared.common.message import IncomingMessage
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.storage import Storage
-from shared.reply.oss.usage import ANSWERED, COMMAND, FAILED, REFUSED, Entry, short
+from shared.reply.oss.usage import OUTCOMES, Entry, short
 from shared.reply.outcomes import NOT_HANDLED, kind_of
 from shared.reply.prices import cost_micro
 from shared.reply.summary import Summary
@@ -37,6 +37,6 @@ def record(config: ReplyConfig, storage: Storage, message: IncomingMessage, summ
         "prompt_tokens": prompt, "completion_tokens": completion, "estimated": entry.estimated,
         "cost_micro": cost, "tool_calls": summary.tool_calls, "card_calls": summary.card_calls,
         "first_text_ms": document["first_text_ms"], "total_ms": document["total_ms"],
-        "outcome": {ANSWERED: "answered", FAILED: "failed", REFUSED: "refused", COMMAND: "command"}[entry.outcome],
+        "outcome": OUTCOMES[entry.outcome],
     }
     storage.record_usage(entry, message.msgId, body, config.usage_keep_days)

@@ -5,7 +5,7 @@ recorded only after DingTalk accepted the answer, and when nothing reached the u
 (and any command's record) is given back, so a redelivery can answer and nothing the user was
 never told takes effect.
 
-The stages run in the order ``ANSWER_STAGES`` lists them: admit (allowed, not a command, within the
+The stages run in the order ``Replier.stages`` lists them: admit (allowed, not a command, within the
 quota), the question, the first card, the knowledge, and the brain (``brains/``: the model and its
 tools, or a Bailian or Dify application); the first stage that has an answer ends the list. Then the
 answer is delivered and the message recorded. What one message needs while it is handled is in its
@@ -32,7 +32,7 @@ from shared.reply.address import ChatAddress
 from shared.reply.admit import not_allowed, over_quota
 from shared.reply.answer import Answer
 from shared.reply.background import in_background
-from shared.reply.brains.base import Ask, Brain
+from shared.reply.brains.base import Ask, Brain, Report
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.delivery import Delivery
@@ -134,8 +134,8 @@ class Replier:
         finally:
             summary.outcome = outcome
             summary.storage = self.storage.mode
-            if handling.thought and self.brain is not None:
-                report = self.brain.report
+            report = self._report(handling)
+            if report is not None:
                 summary.model, summary.usage, summary.tool_calls = report.model, report.usage, report.tool_calls
             summary.shown(self.delivery.first_sent)
             if handling.cards is not None:
@@ -185,12 +185,17 @@ class Replier:
             return Outcome.DELIVERY_FAILED
         if answer.outcome == Outcome.ANSWERED and not handling.detached:
             kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
-            session = self.brain.report.session if handling.thought and self.brain is not None else None
+            report = self._report(handling)
+            session = report.session if report is not None else None
             self.storage.add_turn(key, message, answer.asked or message.question, kept, handling.conversation,
                                   self.config.history_length, session)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
+
+    def _report(self, handling: Handling) -> Optional[Report]:
+        """What the brain reported for this message; None when it was never asked."""
+        return self.brain.report if handling.thought and self.brain is not None else None
 
     def _answer(self, handling: Handling) -> Answer:
         for stage in self.stages:

@@ -9,13 +9,14 @@ knows it before the model writes the markdown that shows it.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 from shared.reply.brains.base import Ask, Report
 from shared.reply.config import ReplyConfig
 from shared.reply.events import PICTURE, REASONING, STATUS, TEXT, Event
 
-Upload = Callable[[bytes], str]
+if TYPE_CHECKING:  # the tools load with the first answer (replier.py)
+    from shared.reply.tools.draw import Upload
 
 
 class ChatBrain:

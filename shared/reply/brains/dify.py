@@ -82,13 +82,13 @@ class DifyBrain:
         self.report = Report(model=self.kind)
         session = ask.conversation.session
         conversation_id = session.id if session is not None and session.brain == self.kind else ""
-        started = []
+        started = False
         try:
             pictures = question_text(ask.question.content)[1]
             files = [self._upload(p, dify_user(ask.conversation.key)) for p in pictures]
             try:
                 for event in self._answer(ask, conversation_id, files):
-                    started.append(True)
+                    started = True
                     yield event
             except PlatformError as exc:
                 if not (conversation_id and exc.status == 404 and not started):
