@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from devstack.fake_platform import FakePlatform, PlatformHandler, offline_answer, pieces
+from devstack.fake_platform import FakePlatform, PlatformHandler, pieces
 
 LABEL = "【离线百炼应用】"
 APP_ID = "offline-app"
@@ -93,7 +93,7 @@ class _Handler(PlatformHandler):
             remembered = kept or []
         with self.server.lock:
             self.server.sessions[session_id] = (self.server.clock(), remembered + [question])
-        answer = offline_answer(LABEL, question, remembered)
+        answer = self.server.answer(LABEL, question, remembered)
         usage = {"models": [{"model_id": MODEL_ID, "input_tokens": len(question) + 10, "output_tokens": len(answer)}]}
         incremental = bool((request.get("parameters") or {}).get("incremental_output"))
         if self.headers.get("X-DashScope-SSE", "").lower() != "enable":

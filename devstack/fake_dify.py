@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any, Dict, List, Tuple
 
-from devstack.fake_platform import FakePlatform, PlatformHandler, offline_answer, pieces
+from devstack.fake_platform import FakePlatform, PlatformHandler, pieces
 
 LABEL = "【离线 Dify 应用】"
 
@@ -89,7 +89,7 @@ class _Handler(PlatformHandler):
         with self.server.lock:
             self.server.conversations[conversation_id] = (user, remembered + [query])
         seen = f"（看到 {len(request.get('files') or [])} 张图片）" if request.get("files") else ""
-        self._stream(offline_answer(LABEL, query, remembered) + seen, conversation_id, fault)
+        self._stream(self.server.answer(LABEL, query, remembered) + seen, conversation_id, fault)
 
     def _upload(self) -> None:
         body = self.read_body()

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import deque
-from typing import Any, Deque, Dict, List
+from typing import Any, Deque, Dict, List, Optional
 
 from devstack.loopback import JsonHandler, LoopbackServer
 
@@ -36,6 +36,14 @@ class FakePlatform(LoopbackServer):
         self.lock = threading.Lock()
         self.stream_delay = 0.0  # seconds between streamed pieces
         self.first_event_at: List[float] = []  # when each answer's first event was written (time.monotonic)
+        # What every answer says instead of the offline one: an application that followed an instruction it
+        # found in its own knowledge base or a plug-in's output, with ``{question}`` filled in.
+        self.scripted: Optional[str] = None
+
+    def answer(self, label: str, question: str, remembered: List[str]) -> str:
+        if self.scripted is not None:
+            return self.scripted.replace("{question}", question)
+        return offline_answer(label, question, remembered)
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
         """``{"status": 429, "code": "…"}`` (the request refused), ``{"stream_error": {…}}`` (an error event

