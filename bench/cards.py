@@ -16,6 +16,7 @@ from typing import Tuple
 from bench.stats import Section
 from devstack.fake_dingtalk import WebhookSink, callback_body
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.address import ChatAddress
 from shared.reply.config import BUILTIN_CARD_TEMPLATE, CardSettings, DingTalkApp
 from shared.reply.dingtalk.cards import CardStream
 from shared.reply.dingtalk.openapi import OpenApi, TokenCache
@@ -33,8 +34,8 @@ class Clock:
         return self.now
 
 
-def _message(sink: WebhookSink):
-    return parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode())
+def _address(sink: WebhookSink) -> ChatAddress:
+    return ChatAddress.of(parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode()))
 
 
 def ours(sink: WebhookSink, seconds: float) -> Tuple[int, int]:
@@ -42,7 +43,7 @@ def ours(sink: WebhookSink, seconds: float) -> Tuple[int, int]:
     clock = Clock()
     stream = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.3, 3000, 25),
                         OpenApi(DingTalkApp(sink.app_key, sink.app_secret, sink.url), tokens=TokenCache()),
-                        _message(sink), clock=clock)
+                        _address(sink), clock=clock)
     before = sink.card_calls()
     stream.start()
     text = ""

@@ -12,6 +12,7 @@ from shared.common.errors import SignatureError
 from shared.receiver.dingtalk.callback import parse_callback
 from shared.receiver.dingtalk.signature import compute_sign, verify_signature
 from shared.reply import texts
+from shared.reply.address import ChatAddress
 from shared.reply.config import BUILTIN_CARD_TEMPLATE, CardSettings, DingTalkApp
 from shared.reply.dingtalk.cards import CardStream
 from shared.reply.dingtalk.openapi import OpenApi, TokenCache
@@ -37,9 +38,9 @@ class Clock:
 def stream_answer(sink, text, max_calls, *, template=BUILTIN_CARD_TEMPLATE, step=40, tick=0.1):
     clock = Clock()
     settings = CardSettings(template, "msgContent", 0.05, 3000, max_calls)
-    message = parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode())
+    address = ChatAddress.of(parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode()))
     cards = CardStream(settings, OpenApi(DingTalkApp(sink.app_key, sink.app_secret, sink.url), tokens=TokenCache()),
-                       message, clock=clock)
+                       address, clock=clock)
     cards.start()
     for end in range(step, len(text) + step, step):
         clock.now += tick

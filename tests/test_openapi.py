@@ -10,6 +10,7 @@ import pytest
 
 from devstack.fake_dingtalk import callback_body
 from shared.receiver.dingtalk.callback import parse_callback
+from shared.reply.address import ChatAddress
 from shared.reply.config import BUILTIN_CARD_TEMPLATE, CardSettings, DingTalkApp
 from shared.reply.dingtalk.cards import BUILTIN_ORDER, CardStream
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError, TokenCache
@@ -49,10 +50,10 @@ def api(app):
     return OpenApi(app, tokens=TokenCache())
 
 
-def message(group=True):
+def address(group=True):
     body = callback_body("你好", webhook_base="https://oapi.dingtalk.com", group=group, conversation_id="cid-x",
                          sender_staff_id="staff-1", sender_nick="张三")
-    return parse_callback(json.dumps(body).encode())
+    return ChatAddress.of(parse_callback(json.dumps(body).encode()))
 
 
 def test_access_token_request_matches_the_official_sdk(sink, api):
@@ -66,7 +67,7 @@ def test_access_token_request_matches_the_official_sdk(sink, api):
 
 @pytest.mark.parametrize("group", [True, False], ids=["group", "direct"])
 def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
-    card = CardStream(CardSettings("tpl.schema", "content", 0.3, 3000, 25), api, message(group))
+    card = CardStream(CardSettings("tpl.schema", "content", 0.3, 3000, 25), api, address(group))
     card.start()
     ours = last_call(sink)
     client, models = official(sink, "card_1_0")
@@ -90,7 +91,7 @@ def test_card_create_and_deliver_matches_the_official_sdk(sink, api, group):
 
 def finished_card(sink, api, template, key, text):
     """A card streamed and finished by ours: its id, the last request, and the official client to compare."""
-    card = CardStream(CardSettings(template, key, 0.0, 3000, 25), api, message())
+    card = CardStream(CardSettings(template, key, 0.0, 3000, 25), api, address())
     card.start()
     card.finish(text)
     client, models = official(sink, "card_1_0")
@@ -130,7 +131,7 @@ def test_builtin_card_data_follows_the_official_ai_markdown_card():
 
 
 def test_a_card_data_update_without_merge_replaces_the_cards_data_as_dingtalk_does(sink, api):
-    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, message())
+    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, address())
     card.start()
     card.show("流式写入的内容")
     track = card.cards[0].out_track_id
@@ -144,7 +145,7 @@ def test_a_card_data_update_without_merge_replaces_the_cards_data_as_dingtalk_do
 def test_a_card_delivered_to_nobody_is_a_failed_card_and_the_answer_comes_by_webhook(sink, api):
     from shared.reply.dingtalk.cards import CardError
     sink.undeliverable = "机器人不在群内"
-    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, message())
+    card = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 3000, 25), api, address())
     with pytest.raises(CardError, match="机器人不在群内"):
         card.start()
 
@@ -153,7 +154,7 @@ def test_a_card_delivered_to_nobody_is_a_failed_card_and_the_answer_comes_by_web
 def test_robot_messages_match_the_official_sdk(sink, api, group):
     from shared.reply.dingtalk.robot import RobotSender
 
-    RobotSender(api, message(group)).send({"msgtype": "markdown", "markdown": {"title": "标题", "text": "**答案**"}})
+    RobotSender(api, address(group)).send({"msgtype": "markdown", "markdown": {"title": "标题", "text": "**答案**"}})
     ours = last_call(sink)
     client, models = official(sink, "robot_1_0")
     token = api.tokens.get(api.app, api.session)

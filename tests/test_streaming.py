@@ -15,6 +15,7 @@ from devstack.fake_llm import THOUGHT, offline_answer
 from shared.common.errors import ConfigError
 from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply import texts
+from shared.reply.address import ChatAddress
 from shared.reply.config import BUILTIN_CARD_TEMPLATE, CardSettings, DingTalkApp, ReplyConfig
 from shared.reply.dingtalk.cards import CardStream
 from shared.reply.dingtalk.openapi import OpenApi, TokenCache
@@ -96,9 +97,9 @@ def test_a_long_answer_continues_in_order_in_next_cards_none_over_3000_character
 
 def test_a_code_block_cut_between_two_cards_stays_a_code_block_in_both(stream_env, sink):
     app = DingTalkApp(sink.app_key, sink.app_secret, sink.url)
-    message = parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode())
+    address = ChatAddress.of(parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode()))
     stream = CardStream(CardSettings(BUILTIN_CARD_TEMPLATE, "msgContent", 0.0, 1000, 25),
-                        OpenApi(app, tokens=TokenCache()), message)
+                        OpenApi(app, tokens=TokenCache()), address)
     stream.start()
     code = "```python\n" + "print('x')\n" * 150 + "```"
     assert stream.finish(code) == ""
@@ -122,7 +123,8 @@ def card_calls_for_an_answer(sink, seconds, chars_per_second, settings):
     clock = Clock()
     app = DingTalkApp(sink.app_key, sink.app_secret, sink.url)
     stream = CardStream(settings, OpenApi(app, tokens=TokenCache()),
-                        parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode()), clock=clock)
+                        ChatAddress.of(parse_callback(json.dumps(callback_body("q", webhook_base=sink.url)).encode())),
+                        clock=clock)
     stream.start()
     text, shown_at = "", None
     for tick in range(int(seconds * 10)):

@@ -11,6 +11,7 @@ from devstack.fake_dingtalk import callback_body
 from devstack.fake_llm import offline_answer, token_usage
 from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply import texts
+from shared.reply.address import ChatAddress
 from shared.reply.admit import over_quota
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.blobs import MountBlobs
@@ -127,13 +128,13 @@ def test_days_are_counted_in_tz_so_midnight_in_shanghai_resets_the_limit(tmp_pat
     UsageBook(blobs, Calendar("Asia/Shanghai", clock=lambda: before_midnight)).write(
         Entry(int(before_midnight * 1000), short("staff-a"), short("cid"), ANSWERED, 5, 5, False, 0), "m1", {})
     config = ReplyConfig.from_env({"CHATGPT_API_KEY": "k", "QUOTA_USER_DAILY_MESSAGES": "1"})
-    message = parse_callback(json.dumps(callback_body("q", webhook_base="https://oapi.dingtalk.com",
-                                                      conversation_id="cid", sender_staff_id="staff-a")).encode())
+    address = ChatAddress.of(parse_callback(json.dumps(callback_body(
+        "q", webhook_base="https://oapi.dingtalk.com", conversation_id="cid", sender_staff_id="staff-a")).encode()))
     late = UsageBook(blobs, Calendar("Asia/Shanghai", clock=lambda: before_midnight + 30)).today()
     early = UsageBook(blobs, Calendar("Asia/Shanghai", clock=lambda: after_midnight)).today()
-    assert over_quota(config, message, late, "明天") is not None
-    assert over_quota(config, message, early, "明天") is None
-    assert over_quota(config, message, None, "明天") is None  # unreadable records never cost the answer
+    assert over_quota(config, address, late, "明天") is not None
+    assert over_quota(config, address, early, "明天") is None
+    assert over_quota(config, address, None, "明天") is None  # unreadable records never cost the answer
 
 
 def test_usage_shows_today_and_this_month_for_the_asker_and_the_conversation(reply, reply_env, use_env, llm, sink):

@@ -12,36 +12,35 @@ from __future__ import annotations
 from typing import List, Optional
 
 from shared.common import log
-from shared.common.message import IncomingMessage
 from shared.reply import texts
+from shared.reply.address import ChatAddress
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.usage import Entry, Totals, short
 
 logger = log.get("admit")
 
 
-def not_allowed(config: ReplyConfig, message: IncomingMessage) -> Optional[str]:
+def not_allowed(config: ReplyConfig, address: ChatAddress) -> Optional[str]:
     """``ALLOWED_CONVERSATIONS`` / ``ALLOWED_USERS``: unset lets everyone in."""
-    if config.allowed_conversations and message.conversationId not in config.allowed_conversations:
-        logger.warning("refused conversation %s: not in ALLOWED_CONVERSATIONS", message.conversationId)
+    if config.allowed_conversations and address.conversation_id not in config.allowed_conversations:
+        logger.warning("refused conversation %s: not in ALLOWED_CONVERSATIONS", address.conversation_id)
         return texts.NOT_ALLOWED.format(scope="会话")
-    senders = {message.senderStaffId, message.senderId} - {""}
-    if config.allowed_users and not senders & set(config.allowed_users):
-        logger.warning("refused sender %s: not in ALLOWED_USERS", message.sender_key)
+    if config.allowed_users and not address.asker_ids & set(config.allowed_users):
+        logger.warning("refused sender %s: not in ALLOWED_USERS", address.sender)
         return texts.NOT_ALLOWED.format(scope="用户")
     return None
 
 
-def over_quota(config: ReplyConfig, message: IncomingMessage, today: Optional[List[Entry]],
+def over_quota(config: ReplyConfig, address: ChatAddress, today: Optional[List[Entry]],
                resets: str) -> Optional[str]:
     """The sentence for the first daily limit this message would pass, or None. ``today`` None: the
     records could not be read, and the message goes ahead (storage failures never cost the answer)."""
     quotas = config.quotas
     if not quotas.active or today is None:
         return None
-    if {message.senderStaffId, message.senderId} & set(quotas.exempt) - {""}:
+    if address.asker_ids & set(quotas.exempt):
         return None
-    sender, conversation = short(message.sender_key), short(message.conversationId)
+    sender, conversation = short(address.sender), short(address.conversation_id)
     mine = Totals.of(e for e in today if e.sender == sender)
     here = Totals.of(e for e in today if e.conversation == conversation)
     for limit, used, name, what in (

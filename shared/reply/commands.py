@@ -59,7 +59,8 @@ class Commands:
         if command.name == "clear":
             if message.is_group and self.config.clear_admins_only and not message.isAdmin:
                 return Done(texts.CLEAR_ADMIN_ONLY, Outcome.NOT_ADMIN)
-            record = self.storage.record("a \\clear", lambda h, at: h.add_clear(key, message.msgId, at), message)
+            record = self.storage.record("a \\clear", lambda h, at: h.add_clear(key, message.msgId, at),
+                                         message.createAt)
             if not record:
                 return Done(texts.NOT_SAVED, Outcome.STORAGE_ERROR)
             return Done(texts.CLEARED, Outcome.CLEARED, record)
@@ -152,7 +153,7 @@ class Commands:
             return Done(texts.PERSONA_TOO_LONG.format(limit=PERSONA_MAX_CHARS), Outcome.PERSONA_TOO_LONG)
         persona = None if argument.lower() == "reset" else argument
         record = self.storage.record("a persona", lambda h, at: h.set_persona(key, message.msgId, at, persona),
-                                     message)
+                                     message.createAt)
         if not record:
             return Done(texts.NOT_SAVED, Outcome.STORAGE_ERROR)
         if persona is None:

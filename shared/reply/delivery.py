@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from shared.common import log
 from shared.common.errors import WebhookError
-from shared.common.message import IncomingMessage
+from shared.reply.address import ChatAddress
 from shared.reply.config import ReplyConfig
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.dingtalk.outgoing import dingtalk_messages
@@ -63,10 +63,10 @@ class Delivery:
                      "are paused%s; answers go through the session webhook", code,
                      time.strftime(" until %Y-%m-%d %H:%M UTC", time.gmtime(until)) if until else "")
 
-    def _robot_send(self, message: IncomingMessage, body: Dict[str, Any], why: str) -> Optional[str]:
+    def _robot_send(self, address: ChatAddress, body: Dict[str, Any], why: str) -> Optional[str]:
         """Post through the robot OpenAPI; None when it worked, else why not. ``why``: what happened to the
         session webhook."""
-        robot = RobotSender.able(self.api, message) if self.openapi_usable() else None
+        robot = RobotSender.able(self.api, address) if self.openapi_usable() else None
         if robot is None:
             return (f"{why} and there is no other way to the chat (set DINGTALK_APP_KEY and "
                     "DINGTALK_APP_SECRET to answer through the robot OpenAPI)" if self.api is None else
@@ -79,12 +79,12 @@ class Delivery:
             return f"the robot OpenAPI refused: {exc}"
         return None
 
-    def send(self, message: IncomingMessage, webhook: Optional[Webhook], answer: str, *,
+    def send(self, address: ChatAddress, webhook: Optional[Webhook], answer: str, *,
              plain: bool = False) -> Tuple[int, int]:
         """Post every part in order; stop at the first part nothing would take. Return (parts, delivered).
         ``webhook`` None: the session had expired before the answer was ready. ``plain``: text messages only."""
-        mention = message.senderStaffId if message.is_group and message.senderStaffId else None
-        bodies = dingtalk_messages(answer, mention=mention, max_bytes=self.config.max_message_bytes, plain=plain)
+        bodies = dingtalk_messages(answer, mention=address.mention, max_bytes=self.config.max_message_bytes,
+                                   plain=plain)
         why = "the session webhook is gone"
         for index, body in enumerate(bodies):
             if webhook is not None:
@@ -103,7 +103,7 @@ class Delivery:
                         if self.api is None:
                             log_once("webhook-throttled", THROTTLED_ADVICE)
                     webhook = None
-            failure = self._robot_send(message, body, why)
+            failure = self._robot_send(address, body, why)
             if failure:
                 logger.error("part %d of %d could not be delivered: %s", index + 1, len(bodies), failure)
                 return len(bodies), index
@@ -114,6 +114,6 @@ class Delivery:
         if self.first_sent is None:
             self.first_sent = time.monotonic()
 
-    def tell(self, message: IncomingMessage, webhook: Optional[Webhook], text: str) -> None:
+    def tell(self, address: ChatAddress, webhook: Optional[Webhook], text: str) -> None:
         """One short sentence to the chat, by whatever way is left."""
-        self.send(message, webhook, text)
+        self.send(address, webhook, text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from shared.common.message import IncomingMessage
+from shared.reply.address import ChatAddress
 from shared.reply.config import ReplyConfig
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import OUTCOMES, Entry, short
@@ -19,7 +19,7 @@ from shared.reply.prices import cost_micro
 from shared.reply.summary import Summary
 
 
-def record(config: ReplyConfig, storage: Storage, message: IncomingMessage, summary: Summary) -> None:
+def record(config: ReplyConfig, storage: Storage, address: ChatAddress, msg_id: str, summary: Summary) -> None:
     summary.emit()
     kind = kind_of(summary.outcome)
     if kind == NOT_HANDLED:
@@ -28,15 +28,15 @@ def record(config: ReplyConfig, storage: Storage, message: IncomingMessage, summ
     prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
     cost = cost_micro(summary.model, prompt, completion, config.prices)
     at_ms = int(storage.clock() * 1000)
-    entry = Entry(at_ms, short(message.sender_key), short(message.conversationId), kind,
+    entry = Entry(at_ms, short(address.sender), short(address.conversation_id), kind,
                   prompt, completion, bool(usage and usage.estimated), cost)
     document = summary.document(summary.clock())
     body: Dict[str, Any] = {
-        "at": at_ms, "conversation": message.conversationId, "title": message.conversationTitle,
-        "sender": message.sender_key, "nick": message.senderNick, "model": summary.model or None,
+        "at": at_ms, "conversation": address.conversation_id, "title": address.title,
+        "sender": address.sender, "nick": address.nick, "model": summary.model or None,
         "prompt_tokens": prompt, "completion_tokens": completion, "estimated": entry.estimated,
         "cost_micro": cost, "tool_calls": summary.tool_calls, "card_calls": summary.card_calls,
         "first_text_ms": document["first_text_ms"], "total_ms": document["total_ms"],
         "outcome": OUTCOMES[entry.outcome],
     }
-    storage.record_usage(entry, message.msgId, body, config.usage_keep_days)
+    storage.record_usage(entry, msg_id, body, config.usage_keep_days)

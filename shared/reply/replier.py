@@ -141,10 +141,10 @@ class Replier:
             if handling.cards is not None:
                 summary.card_calls = handling.cards.calls
                 summary.shown(handling.cards.first_shown)
-            record(self.config, self.storage, message, summary)
+            record(self.config, self.storage, handling.address, message.msgId, summary)
 
     def _process(self, handling: Handling) -> str:
-        message, key = handling.message, handling.key
+        message, key, address = handling.message, handling.key, handling.address
         try:
             webhook = self._webhook(message)
         except Undeliverable as exc:
@@ -173,22 +173,22 @@ class Replier:
             # Nothing reached the user (the edge tells them something went wrong): a redelivery may answer.
             self.storage.release(claim)
             raise
-        parts, delivered = self.delivery.send(message, webhook, answer.posting, plain=answer.plain) \
+        parts, delivered = self.delivery.send(address, webhook, answer.posting, plain=answer.plain) \
             if answer.posting else (0, 0)
         if parts and delivered == 0:
             self.storage.undo(answer.record)
             self.storage.release(claim)
             return Outcome.DELIVERY_FAILED
         if delivered < parts:
-            self.delivery.tell(message, webhook, texts.PARTIAL)
+            self.delivery.tell(address, webhook, texts.PARTIAL)
             self.storage.finish(claim, key)
             return Outcome.DELIVERY_FAILED
         if answer.outcome == Outcome.ANSWERED and not handling.detached:
             kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
             report = self._report(handling)
             session = report.session if report is not None else None
-            self.storage.add_turn(key, message, answer.asked or message.question, kept, handling.conversation,
-                                  self.config.history_length, session)
+            self.storage.add_turn(key, message.msgId, message.createAt, answer.asked or message.question, kept,
+                                  handling.conversation, self.config.history_length, session)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
@@ -206,7 +206,7 @@ class Replier:
 
     def _admit(self, handling: Handling) -> Optional[Answer]:
         message = handling.message
-        refusal = not_allowed(self.config, message)
+        refusal = not_allowed(self.config, handling.address)
         if refusal:
             return Answer(refusal, Outcome.REFUSED)
         if message.msgtype not in ANSWERED_TYPES:
@@ -231,7 +231,7 @@ class Replier:
         if not self.config.quotas.active:
             return None
         today = handling.today.result() if handling.today is not None else self.storage.usage_today()
-        refusal = over_quota(self.config, handling.message, today, self._resets())
+        refusal = over_quota(self.config, handling.address, today, self._resets())
         return Answer(refusal, Outcome.QUOTA) if refusal else None
 
     def _media_problem(self) -> Optional[MediaProblem]:
@@ -278,7 +278,7 @@ class Replier:
 
     def _first_card(self, handling: Handling) -> None:
         """The card the answer will stream into, already showing; none when the answer goes as messages."""
-        cards = self.cards(handling.message) if self.delivery.openapi_usable() else None
+        cards = self.cards(handling.address) if self.delivery.openapi_usable() else None
         if cards is None:
             return None
         handling.cards = cards

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from shared.common.errors import DingbotError
-from shared.common.message import IncomingMessage
 from shared.common.random_ids import random_id
+from shared.reply.address import ChatAddress
 from shared.reply.config import CardSettings, DingTalkApp
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.dingtalk.split import split_message
@@ -57,15 +57,15 @@ class CardError(DingbotError):
         self.quota_spent = quota_spent
 
 
-def open_space(message: IncomingMessage, robot_code: str) -> Dict[str, Any]:
+def open_space(address: ChatAddress, robot_code: str) -> Dict[str, Any]:
     """Where the card goes: the group, or the one-to-one chat with the bot."""
-    if message.is_group:
+    if address.is_group:
         deliver: Dict[str, Any] = {"robotCode": robot_code}
-        if message.senderStaffId:
-            deliver["atUserIds"] = {message.senderStaffId: message.senderNick}
-        return {"openSpaceId": f"dtv1.card//IM_GROUP.{message.conversationId}",
+        if address.staff_id:
+            deliver["atUserIds"] = {address.staff_id: address.nick}
+        return {"openSpaceId": f"dtv1.card//IM_GROUP.{address.conversation_id}",
                 "imGroupOpenSpaceModel": {"supportForward": True}, "imGroupOpenDeliverModel": deliver}
-    return {"openSpaceId": f"dtv1.card//IM_ROBOT.{message.senderStaffId or message.senderId}",
+    return {"openSpaceId": f"dtv1.card//IM_ROBOT.{address.staff_id or address.user_id}",
             "imRobotOpenSpaceModel": {"supportForward": True},
             "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": robot_code}}
 
@@ -96,11 +96,11 @@ class CardStream:
     text so far when the cadence and the budget allow, ``finish``/``fail`` close the answer and
     return what no card could hold (for the session webhook)."""
 
-    def __init__(self, settings: CardSettings, api: OpenApi, message: IncomingMessage, *,
+    def __init__(self, settings: CardSettings, api: OpenApi, address: ChatAddress, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.api = api
-        self.message = message
+        self.address = address
         self.clock = clock
         self.cards: List[_Card] = []
         self.calls = 0
@@ -125,7 +125,7 @@ class CardStream:
         answer = self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
             "cardTemplateId": self.settings.template_id, "outTrackId": card.out_track_id, "callbackType": "STREAM",
             "cardData": {"cardParamMap": params}, "userIdType": 1,
-            **open_space(self.message, self.message.robotCode or self.api.app.robot_code)})
+            **open_space(self.address, self.address.robot_code or self.api.app.robot_code)})
         undelivered = undelivered_reason(answer)
         if undelivered is not None:
             raise CardError(f"card created but not delivered: {undelivered}", code="DeliverFailed")
@@ -227,10 +227,10 @@ class CardStream:
         self.closed = True
 
 
-CardFactory = Callable[[IncomingMessage], Optional[CardStream]]
+CardFactory = Callable[[ChatAddress], Optional[CardStream]]
 
 
 def card_factory(settings: Optional[CardSettings], app: Optional[DingTalkApp]) -> CardFactory:
     if settings is None or app is None:
-        return lambda message: None
-    return lambda message: CardStream(settings, OpenApi(app), message)
+        return lambda address: None
+    return lambda address: CardStream(settings, OpenApi(app), address)

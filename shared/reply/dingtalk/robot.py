@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Optional
 
-from shared.common.message import IncomingMessage
+from shared.reply.address import ChatAddress
 from shared.reply.dingtalk.openapi import OpenApi
 from shared.reply.dingtalk.split import split_message
 
@@ -29,27 +29,28 @@ def _as_robot_messages(body: Dict[str, Any]) -> list:
 
 
 class RobotSender:
-    def __init__(self, api: OpenApi, message: IncomingMessage) -> None:
+    def __init__(self, api: OpenApi, address: ChatAddress) -> None:
         self.api = api
-        self.message = message
+        self.address = address
 
     @classmethod
-    def able(cls, api: Optional[OpenApi], message: IncomingMessage) -> Optional["RobotSender"]:
+    def able(cls, api: Optional[OpenApi], address: ChatAddress) -> Optional["RobotSender"]:
         """None when this conversation cannot be reached this way (no app, or no staff id to write to)."""
-        if api is None or (not message.is_group and not message.senderStaffId):
+        if api is None or (not address.is_group and not address.staff_id):
             return None
-        return cls(api, message)
+        return cls(api, address)
 
     def send(self, body: Dict[str, Any]) -> None:
         """Post one webhook-style message (``text`` or ``markdown``); raises ``OpenApiError``."""
-        robot_code = self.message.robotCode or self.api.app.robot_code
+        address = self.address
+        robot_code = address.robot_code or self.api.app.robot_code
         for key, param in _as_robot_messages(body):
             text = json.dumps(param, ensure_ascii=False)
-            if self.message.is_group:
+            if address.is_group:
                 self.api.call("robot group message", "POST", "/v1.0/robot/groupMessages/send", {
-                    "robotCode": robot_code, "openConversationId": self.message.conversationId, "msgKey": key,
+                    "robotCode": robot_code, "openConversationId": address.conversation_id, "msgKey": key,
                     "msgParam": text})
             else:
                 self.api.call("robot one-to-one message", "POST", "/v1.0/robot/oToMessages/batchSend", {
-                    "robotCode": robot_code, "userIds": [self.message.senderStaffId], "msgKey": key,
+                    "robotCode": robot_code, "userIds": [address.staff_id], "msgKey": key,
                     "msgParam": text})

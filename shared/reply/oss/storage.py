@@ -154,23 +154,27 @@ class Storage:
         return self._attempt("read the history", "answering without context",
                              lambda: self.history.load(key, length), Conversation(key))
 
-    def add_turn(self, key: str, message: IncomingMessage, question: str, answer: str,
+    def _at(self, at_ms: Optional[int]) -> int:
+        """When a record happened: the time the user asked (``createAt``), or now when DingTalk gave none."""
+        return at_ms or int(self.clock() * 1000)
+
+    def add_turn(self, key: str, msg_id: str, at_ms: Optional[int], question: str, answer: str,
                  conversation: Conversation, keep: int, session: Optional[Session] = None) -> None:
         if keep <= 0:
             return
-        at = message.createAt or int(self.clock() * 1000)
+        at = self._at(at_ms)
         self._attempt("record the turn", "the next question will not see this one",
-                      lambda: self.history.add_turn(key, message.msgId, at, question, answer, session), "")
+                      lambda: self.history.add_turn(key, msg_id, at, question, answer, session), "")
         if self.history is not None and self.history.needs_compaction(conversation, keep):
             self._attempt("compact the history", "old records stay until next time",
                           lambda: self.history.compact(key, keep), 0)
 
-    def record(self, what: str, write: Callable[[HistoryStore, int], str], message: IncomingMessage) -> Optional[str]:
-        """Write a command's record (``\\clear``, ``\\system``); its name, or None when it could not be
-        stored (the command must then say so instead of confirming)."""
+    def record(self, what: str, write: Callable[[HistoryStore, int], str], at_ms: Optional[int]) -> Optional[str]:
+        """Write a command's record (``\\clear``, ``\\system``) as of ``at_ms``; its name, or None when it could
+        not be stored (the command must then say so instead of confirming)."""
         if self.unavailable:
             return None
-        at = message.createAt or int(self.clock() * 1000)
+        at = self._at(at_ms)
         return self._attempt(f"record {what}", "the command did not take effect", lambda: write(self.history, at),
                              None)
 
