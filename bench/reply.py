@@ -47,7 +47,7 @@ def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]
     import shared.reply.app
     import shared.reply.llm.model
 
-    shared.reply.llm.model.ChatModel = lambda config: InstantModel()
+    shared.reply.llm.model.ChatModel = lambda settings: InstantModel()
     env = {"CHATGPT_API_KEY": "k", "OSS_MOUNT_POINT": str(oss), "HISTORY_LENGTH": str(history_length),
            "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1"}
 

@@ -63,7 +63,7 @@ def run(section: Section, quick: bool) -> None:
     runs = 10 if quick else 40
     llm = FakeLLM().start()
     try:
-        model = ChatModel(load_reply_config({"CHATGPT_API_KEY": "k", "ENDPOINT": llm.url}))
+        model = ChatModel(load_reply_config({"CHATGPT_API_KEY": "k", "ENDPOINT": llm.url}).model)
         # The floor of a round: the model is asked twice (the second time it reads the tools' results).
         floor = [answer_seconds(model, []) + answer_seconds(model, []) for _ in range(runs + 2)][2:]
         looped = {}

@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping
 from urllib.parse import urlsplit
 
 from shared.reply import config as reply_config
+from shared.reply.config import model as model_config
 
 # The line grammar of npm's dotenv 16.3.1 (lib/main.js, LINE), which Serverless Devs 3.1.10 bundles to load the
 # .env beside s.yaml: JavaScript's \w is ASCII, its \s Unicode white space (as Python's is, in str patterns).
@@ -168,8 +169,8 @@ def dotenv_name(function_variable: str) -> str:
 
 def unused_key_note(env: Mapping[str, str]) -> str:
     """Why ``USER_API_KEY`` is not used when the model is OpenAI's (the tutorial's rule), or ""."""
-    endpoint = env.get("LLM_ENDPOINT") or reply_config.DEFAULT_LLM_ENDPOINT
-    if env.get("USER_API_KEY") and urlsplit(reply_config.llm_base_url(endpoint)).hostname == "api.openai.com":
+    endpoint = env.get("LLM_ENDPOINT") or model_config.DEFAULT_LLM_ENDPOINT
+    if env.get("USER_API_KEY") and urlsplit(model_config.llm_base_url(endpoint)).hostname == "api.openai.com":
         return ("设置了 USER_API_KEY，但 LLM_ENDPOINT 是 OpenAI：按教程的规则 OpenAI 用 CHATGPT_API_KEY，"
                 "USER_API_KEY 没有使用（它是给其他模型服务的）")
     return ""

@@ -42,11 +42,11 @@ def real_model(env: Mapping[str, str]) -> Tuple[Optional[RealModel], List[str]]:
             if env.get("OPENAI_API_KEY") else []
         return None, notes
     try:
-        config = ReplyConfig.from_env(settings)
+        model = ReplyConfig.from_env(settings).model
     except ConfigError as exc:
         return None, [f"使用离线模型，因为 {dotenv_name(p.variable)} {p.hint}" for p in exc.all]
     unused = unused_key_note(env)
-    return RealModel(settings, f"真实模型 {config.model}，地址 {config.llm_base_url}"), [unused] if unused else []
+    return RealModel(settings, f"真实模型 {model.model}，地址 {model.base_url}"), [unused] if unused else []
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

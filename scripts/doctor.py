@@ -35,7 +35,8 @@ from devstack.fc_context import Credentials  # noqa: E402
 from devstack.terminal import unreachable  # noqa: E402
 from shared.common.errors import ConfigError  # noqa: E402
 from shared.receiver.config import ReceiverConfig  # noqa: E402
-from shared.reply.config import COMPLETIONS_PATH, ReplyConfig, llm_base_url  # noqa: E402
+from shared.reply.config import ReplyConfig  # noqa: E402
+from shared.reply.config.model import COMPLETIONS_PATH, llm_base_url  # noqa: E402
 from shared.reply.dingtalk.openapi import OpenApiError, TokenCache  # noqa: E402
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs  # noqa: E402
 from shared.reply.oss.quota import QuotaMemo  # noqa: E402
@@ -97,7 +98,8 @@ def check_receiver_config(env: Mapping[str, str]) -> List[Result]:
 
 def check_reply_config(env: Mapping[str, str]) -> List[Result]:
     def summary(config: ReplyConfig) -> str:
-        return f"模型 {config.model}，地址 {config.llm_base_url}，保留 {config.history_length} 轮上下文"
+        return (f"模型 {config.model.model}，地址 {config.model.base_url}，"
+                f"保留 {config.conversation.history_length} 轮上下文")
 
     results = _problems(ReplyConfig.from_env, reply_environment(env), "回复函数的设置", summary)
     note = unused_key_note(env)
@@ -178,7 +180,7 @@ def check_platform(config: ReplyConfig) -> Result:
     else:
         from shared.reply.brains.dify import DifyBrain as Brain
     name = PLATFORM_NAMES[config.brain.kind]
-    brain = Brain(config)
+    brain = Brain(config.brain)
     ask = Ask(Question("你好，请只回复一个字：在", ""), Conversation("dingbot-doctor"),
               ChatAddress("dingbot-doctor", False, "", "dingbot-doctor", "doctor", ""), "", Provenance())
     started = time.monotonic()
@@ -198,10 +200,11 @@ def check_llm(env: Mapping[str, str]) -> Result:
         return check_platform(config)
     import openai
 
-    client = openai.OpenAI(base_url=config.llm_base_url, api_key=config.api_key, timeout=20, max_retries=0)
+    model = config.model
+    client = openai.OpenAI(base_url=model.base_url, api_key=model.api_key, timeout=20, max_retries=0)
     started = time.monotonic()
     try:
-        client.chat.completions.create(model=config.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1)
+        client.chat.completions.create(model=model.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1)
     except openai.AuthenticationError:
         return Result(False, "模型服务", "Key 被拒绝（401）：检查 CHATGPT_API_KEY / USER_API_KEY")
     except openai.NotFoundError as exc:
@@ -209,8 +212,8 @@ def check_llm(env: Mapping[str, str]) -> Result:
     except openai.APIStatusError as exc:
         return Result(False, "模型服务", f"HTTP {exc.status_code}：{exc.message}")
     except openai.APIConnectionError:
-        return Result(False, "模型服务", f"连不上 {config.llm_base_url}")
-    return Result(True, "模型服务", f"{config.model} 用 {(time.monotonic() - started) * 1000:.0f} 毫秒作答")
+        return Result(False, "模型服务", f"连不上 {model.base_url}")
+    return Result(True, "模型服务", f"{model.model} 用 {(time.monotonic() - started) * 1000:.0f} 毫秒作答")
 
 
 def check_oss_api(env: Mapping[str, str]) -> List[Result]:
@@ -219,18 +222,19 @@ def check_oss_api(env: Mapping[str, str]) -> List[Result]:
     config, skipped = live_check_config(env, "OSS API")
     if config is None:
         return [skipped]
-    if not config.oss_bucket:
+    storage = config.storage
+    if not storage.bucket:
         return [Result(False, "OSS API", "没有设置 OSS_BUCKET：认领记录只在挂载上（见 README 的可靠性一节）")]
     key_id, secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", ""), env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "")
     if not key_id or not secret:
         return [Result(False, "OSS API", "没有检查：请在 shell 里设置 ALIBABA_CLOUD_ACCESS_KEY_ID 和 "
                                          "ALIBABA_CLOUD_ACCESS_KEY_SECRET（一个能读写该桶的 AccessKey）")]
-    region = config.oss_region or env.get("REGION", "").strip()
+    region = storage.region or env.get("REGION", "").strip()
     if not region:
         return [Result(False, "OSS API", "不知道 V4 签名用的地域：请设置 OSS_REGION 或 REGION")]
-    endpoint = config.oss_endpoint.replace("-internal.aliyuncs.com", ".aliyuncs.com")
+    endpoint = storage.endpoint.replace("-internal.aliyuncs.com", ".aliyuncs.com")
     credentials = Credentials(key_id, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN", ""))
-    blobs = ApiBlobs.connect(endpoint, config.oss_bucket, credentials, "", region)
+    blobs = ApiBlobs.connect(endpoint, storage.bucket, credentials, "", region)
     probe = f"{API_PREFIX}.doctor-{uuid.uuid4().hex}.json"
     try:
         created = blobs.create(probe, b"{}")
@@ -239,16 +243,16 @@ def check_oss_api(env: Mapping[str, str]) -> List[Result]:
         versioning = blobs.versioning()
         mounted = blobs.list(MOUNTED_FOLDER) or blobs.read(MOUNTED_FOLDER) is not None
     except OSError as exc:
-        return [Result(False, "OSS API", f"{config.oss_bucket}（{endpoint}，{region}）拒绝了 V4 签名的请求：{exc}；"
+        return [Result(False, "OSS API", f"{storage.bucket}（{endpoint}，{region}）拒绝了 V4 签名的请求：{exc}；"
                                          f"检查 AccessKey 的权限、OSS_ENDPOINT 和 OSS_REGION")]
     results = [Result(created and read_back == b"{}", "OSS API",
-                      f"{config.oss_bucket}（{region}）：V4 签名的写、读、删都正常")]
+                      f"{storage.bucket}（{region}）：V4 签名的写、读、删都正常")]
     results.append(Result(not versioning, "OSS 版本控制",
                           f"{versioning}：OSS 在开启过版本控制的桶上忽略防覆盖，认领会改回挂载，两个实例在同一次往返内"
                           f"可能都回答同一条消息；请换一个从未开启过版本控制的桶" if versioning
                           else "从未开启：认领是原子的"))
     results.append(Result(bool(mounted), "OSS 挂载目录",
-                          f"{MOUNTED_FOLDER} 存在" if mounted else f"{config.oss_bucket} 里没有 {MOUNTED_FOLDER}："
+                          f"{MOUNTED_FOLDER} 存在" if mounted else f"{storage.bucket} 里没有 {MOUNTED_FOLDER}："
                           f"请创建这个目录（FC 把它挂载到 OSS_MOUNT_POINT）"))
     return results
 

@@ -51,9 +51,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as exc:
         print(f"配置有误：{dotenv_name(exc.variable)} {exc.hint}")
         return 1
-    embedder = Embedder(config.embedding_base_url, config.embedding_api_key, config.embedding_model, 60)
+    knowledge = config.knowledge
+    embedder = Embedder(knowledge.embedding_base_url, knowledge.embedding_api_key, knowledge.embedding_model, 60)
     try:
-        index, changes = refresh(folder, load(folder), embedder, max_chars=config.file_text_chars * 10,
+        index, changes = refresh(folder, load(folder), embedder, max_chars=knowledge.max_document_chars,
                                  seconds=3600)
     except EmbeddingError as exc:
         print(f"向量服务出错，索引没有更新：{exc}")
@@ -67,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         kind, _, what = change.partition(": ")
         print({"added": "新增", "updated": "更新", "removed": "删除", "later": "稍后"}.get(kind, kind) + "  " + what)
     print(f"{'已更新' if changes else '没有变化'}：{len(index.files)} 份文档，{len(index.chunks)} 段，"
-          f"向量模型 {config.embedding_model}，索引在 {folder / '.index'}")
+          f"向量模型 {knowledge.embedding_model}，索引在 {folder / '.index'}")
     return 0
 
 

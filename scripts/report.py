@@ -210,7 +210,7 @@ def open_blobs(args: argparse.Namespace) -> Blobs:
     if not (env.get("OSS_BUCKET") and env.get("OSS_ENDPOINT") and key_id and secret):
         raise SystemExit("读桶需要 .env 里的 OSS_BUCKET、OSS_ENDPOINT，"
                          "以及 shell 里的 ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET")
-    from shared.reply.config import oss_region_of
+    from shared.reply.config.storage import oss_region_of
 
     endpoint = env["OSS_ENDPOINT"].replace("-internal.aliyuncs.com", ".aliyuncs.com")
     region = env.get("OSS_REGION") or oss_region_of(endpoint) or env.get("REGION", "")

@@ -180,7 +180,7 @@ def test_a_versioned_bucket_keeps_claims_on_the_mount_and_the_log_says_what_is_l
 
 
 def test_the_v4_region_is_oss_region_then_the_endpoints_then_fcs(reply, reply_env, use_env, sink, caplog):
-    from shared.reply.config import oss_region_of
+    from shared.reply.config.storage import oss_region_of
     assert oss_region_of("http://oss-cn-hangzhou-internal.aliyuncs.com") == "cn-hangzhou"
     assert oss_region_of("https://oss-ap-southeast-1.aliyuncs.com") == "ap-southeast-1"
     assert oss_region_of("http://127.0.0.1:9000") is None

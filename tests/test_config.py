@@ -2,7 +2,8 @@ import pytest
 
 from shared.common.errors import ConfigError
 from shared.receiver.config import ReceiverConfig
-from shared.reply.config import ReplyConfig, llm_base_url
+from shared.reply.config import ReplyConfig
+from shared.reply.config.model import llm_base_url
 
 
 def test_missing_app_secret_names_the_variable():
@@ -45,13 +46,13 @@ def test_llm_endpoint_is_a_service_root_or_a_full_base_url(value, expected):
 
 def test_openai_endpoint_uses_chatgpt_api_key():
     config = ReplyConfig.from_env({"CHATGPT_API_KEY": "sk-openai", "USER_API_KEY": "other"})
-    assert config.api_key == "sk-openai" and config.llm_base_url == "https://api.openai.com/v1"
+    assert config.model.api_key == "sk-openai" and config.model.base_url == "https://api.openai.com/v1"
 
 
 def test_other_endpoints_use_user_api_key_when_set():
     config = ReplyConfig.from_env({"CHATGPT_API_KEY": "sk-openai", "USER_API_KEY": "sk-deepseek",
                                    "ENDPOINT": "https://api.deepseek.com"})
-    assert config.api_key == "sk-deepseek"
+    assert config.model.api_key == "sk-deepseek"
 
 
 def test_missing_api_key_names_the_variable():
@@ -70,9 +71,10 @@ def test_malformed_numbers_and_choices_name_the_variable(name, value):
 
 def test_reply_defaults_match_the_tutorial():
     config = ReplyConfig.from_env({"CHATGPT_API_KEY": "k"})
-    assert (config.history_length, config.timeout_seconds, config.oss_mount_point) == (5, 55.0, "/mnt/oss")
-    assert config.allowed_webhook_hosts == ("oapi.dingtalk.com", "api.dingtalk.com")
-    assert config.temperature is None and not config.history_per_sender
+    assert (config.conversation.history_length, config.model.timeout_seconds, config.storage.mount_point) == (
+        5, 55.0, "/mnt/oss")
+    assert config.delivery.webhook_hosts == ("oapi.dingtalk.com", "api.dingtalk.com")
+    assert config.model.temperature is None and not config.conversation.per_sender
 
 
 BASE = {"CHATGPT_API_KEY": "sk-test"}

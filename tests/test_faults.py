@@ -55,8 +55,8 @@ def test_message_that_reached_nobody_can_be_answered_by_a_later_delivery(reply_e
     use_env(reply_env)
     config = load_reply_config(reply_env)
     waits = []
-    sender = WebhookSender(config.allowed_webhook_hosts, sleep=waits.append)
-    replier = Replier(config, Delivery(config, sender, Storage.open(config)))
+    sender = WebhookSender(config.delivery.webhook_hosts, sleep=waits.append)
+    replier = Replier(config, Delivery(config.delivery, sender, Storage.open(config.storage)))
     message = parse_callback(json.dumps(callback_body("你好", webhook_base=sink.url)).encode())
     sink.fail_next(*[{"status": 503}] * ATTEMPTS)
     assert replier.process(message) == "delivery-failed"

@@ -138,7 +138,7 @@ def test_pdf_sources_name_the_page(tmp_path):
 
 def test_retrieval_settings_have_defaults():
     config = ReplyConfig.from_env({"CHATGPT_API_KEY": "k", "OSS_MOUNT_POINT": "/mnt/oss"})
-    assert (config.knowledge_dir, config.kb_top_k, config.embedding_model) == (
+    assert (config.knowledge.folder, config.knowledge.top_k, config.knowledge.embedding_model) == (
         "/mnt/oss/dingbot/knowledge", 4, "text-embedding-3-small")
 
 

@@ -43,7 +43,7 @@ def cold(monkeypatch):
 
 def config(llm):
     return ReplyConfig.from_env({"CHATGPT_API_KEY": "sk-test-key-0123456789", "ENDPOINT": llm.url, "TIMEOUT": "5",
-                                 "LLM_MAX_RETRIES": "0"})
+                                 "LLM_MAX_RETRIES": "0"}).model
 
 
 def test_a_streamed_answer_is_not_charged_the_cold_start(llm, cold):

@@ -132,9 +132,9 @@ def test_days_are_counted_in_tz_so_midnight_in_shanghai_resets_the_limit(tmp_pat
         "q", webhook_base="https://oapi.dingtalk.com", conversation_id="cid", sender_staff_id="staff-a")).encode()))
     late = UsageBook(blobs, Calendar("Asia/Shanghai", clock=lambda: before_midnight + 30)).today()
     early = UsageBook(blobs, Calendar("Asia/Shanghai", clock=lambda: after_midnight)).today()
-    assert over_quota(config, address, late, "明天") is not None
-    assert over_quota(config, address, early, "明天") is None
-    assert over_quota(config, address, None, "明天") is None  # unreadable records never cost the answer
+    assert over_quota(config.quotas, address, late, "明天") is not None
+    assert over_quota(config.quotas, address, early, "明天") is None
+    assert over_quota(config.quotas, address, None, "明天") is None  # unreadable records never cost the answer
 
 
 def test_usage_shows_today_and_this_month_for_the_asker_and_the_conversation(reply, reply_env, use_env, llm, sink):

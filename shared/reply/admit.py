@@ -14,28 +14,28 @@ from typing import List, Optional
 from shared.common import log
 from shared.reply import texts
 from shared.reply.address import ChatAddress
-from shared.reply.config import ReplyConfig
+from shared.reply.config.chat import AccessSettings
+from shared.reply.config.storage import Quotas
 from shared.reply.oss.usage import Entry, Totals, short
 
 logger = log.get("admit")
 
 
-def not_allowed(config: ReplyConfig, address: ChatAddress) -> Optional[str]:
+def not_allowed(access: AccessSettings, address: ChatAddress) -> Optional[str]:
     """``ALLOWED_CONVERSATIONS`` / ``ALLOWED_USERS``: unset lets everyone in."""
-    if config.allowed_conversations and address.conversation_id not in config.allowed_conversations:
+    if access.conversations and address.conversation_id not in access.conversations:
         logger.warning("refused conversation %s: not in ALLOWED_CONVERSATIONS", address.conversation_id)
         return texts.NOT_ALLOWED.format(scope="会话")
-    if config.allowed_users and not address.asker_ids & set(config.allowed_users):
+    if access.users and not address.asker_ids & set(access.users):
         logger.warning("refused sender %s: not in ALLOWED_USERS", address.sender)
         return texts.NOT_ALLOWED.format(scope="用户")
     return None
 
 
-def over_quota(config: ReplyConfig, address: ChatAddress, today: Optional[List[Entry]],
+def over_quota(quotas: Quotas, address: ChatAddress, today: Optional[List[Entry]],
                resets: str) -> Optional[str]:
     """The sentence for the first daily limit this message would pass, or None. ``today`` None: the
     records could not be read, and the message goes ahead (storage failures never cost the answer)."""
-    quotas = config.quotas
     if not quotas.active or today is None:
         return None
     if address.asker_ids & set(quotas.exempt):

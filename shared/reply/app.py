@@ -56,15 +56,16 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
                   texts.MISCONFIGURED.format(variable=exc.variable))
             return json.dumps({"status": "misconfigured", "variable": exc.variable})
         log.setup(config.log_level)
-        log.add_secret(config.api_key)
+        log.add_secret(config.model.api_key)
         log.add_secret(config.brain.api_key)
         if config.app:
             log.add_secret(config.app.app_secret)
-        sender = WebhookSender(config.allowed_webhook_hosts)
+        sender = WebhookSender(config.delivery.webhook_hosts)
         replier: Optional[Replier] = None
         try:
-            storage = Storage.open(config, getattr(context, "credentials", None), getattr(context, "region", None))
-            delivery = Delivery(config, sender, storage, OpenApi(config.app) if config.app else None)
+            storage = Storage.open(config.storage, config.timezone, getattr(context, "credentials", None),
+                                   getattr(context, "region", None))
+            delivery = Delivery(config.delivery, sender, storage, OpenApi(config.app) if config.app else None)
             replier = Replier(config, delivery, cards=card_factory(config.card, config.app))
             status = replier.process(message)
         except Exception:

@@ -57,7 +57,7 @@ class Commands:
 
     def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation) -> Done:
         if command.name == "clear":
-            if message.is_group and self.config.clear_admins_only and not message.isAdmin:
+            if message.is_group and self.config.access.clear_admins_only and not message.isAdmin:
                 return Done(texts.CLEAR_ADMIN_ONLY, Outcome.NOT_ADMIN)
             record = self.storage.record("a \\clear", lambda h, at: h.add_clear(key, message.msgId, at),
                                          message.createAt)
@@ -88,15 +88,15 @@ class Commands:
             return f"{texts.PLATFORM_NAMES[brain.kind]} {brain.app_id}"
         if brain.kind == "dify":
             return f"{texts.PLATFORM_NAMES[brain.kind]}（{brain.endpoint}）"
-        return self.config.model
+        return self.config.model.model
 
     def _tools(self) -> Done:
         from shared.reply.tools.registry import tools_for
 
-        tools = tools_for(self.config)
+        tools = tools_for(self.config.tools)
         if not tools:
             return Done(texts.TOOLS_NONE, Outcome.TOOLS)
-        described = {"read_url": "读取你给的链接", "web_search": f"联网搜索（{self.config.search_provider}）"}
+        described = {"read_url": "读取你给的链接", "web_search": f"联网搜索（{self.config.tools.search_provider}）"}
         lines = "\n".join(f"- {tool.name}：{described.get(tool.name, tool.description)}" for tool in tools)
         return Done(texts.TOOLS_LIST.format(tools=lines), Outcome.TOOLS, plain=True)
 
@@ -104,7 +104,7 @@ class Commands:
         """The documents of the knowledge folder's index and when it was built."""
         from shared.reply.knowledge.index import load as load_index
 
-        folder = Path(self.config.knowledge_dir)
+        folder = Path(self.config.knowledge.folder)
         if not folder.is_dir():
             return Done(texts.KB_NONE, Outcome.KB)
         index = load_index(folder)
@@ -144,7 +144,7 @@ class Commands:
         if not argument:
             if conversation.persona:
                 return Done(texts.PERSONA_SHOW.format(persona=conversation.persona), Outcome.PERSONA_SHOWN)
-            if self.config.system_prompt:
+            if self.config.conversation.persona:
                 return Done(texts.PERSONA_DEFAULT, Outcome.PERSONA_SHOWN)
             return Done(texts.PERSONA_NONE, Outcome.PERSONA_SHOWN)
         if message.is_group and not message.isAdmin:

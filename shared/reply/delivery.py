@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 from shared.common import log
 from shared.common.errors import WebhookError
 from shared.reply.address import ChatAddress
-from shared.reply.config import ReplyConfig
+from shared.reply.config.dingtalk import DeliverySettings
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.dingtalk.outgoing import dingtalk_messages
 from shared.reply.dingtalk.robot import RobotSender
@@ -38,9 +38,9 @@ def log_once(key: str, text: str) -> None:
 
 
 class Delivery:
-    def __init__(self, config: ReplyConfig, sender: WebhookSender, storage: Storage,
+    def __init__(self, settings: DeliverySettings, sender: WebhookSender, storage: Storage,
                  api: Optional[OpenApi] = None) -> None:
-        self.config = config
+        self.settings = settings
         self.sender = sender
         self.storage = storage
         self.api = api
@@ -83,7 +83,7 @@ class Delivery:
              plain: bool = False) -> Tuple[int, int]:
         """Post every part in order; stop at the first part nothing would take. Return (parts, delivered).
         ``webhook`` None: the session had expired before the answer was ready. ``plain``: text messages only."""
-        bodies = dingtalk_messages(answer, mention=address.mention, max_bytes=self.config.max_message_bytes,
+        bodies = dingtalk_messages(answer, mention=address.mention, max_bytes=self.settings.max_message_bytes,
                                    plain=plain)
         why = "the session webhook is gone"
         for index, body in enumerate(bodies):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from shared.reply.address import ChatAddress
-from shared.reply.config import ReplyConfig
+from shared.reply.config.storage import Quotas
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import OUTCOMES, Entry, short
 from shared.reply.outcomes import NOT_HANDLED, kind_of
@@ -19,14 +19,14 @@ from shared.reply.prices import cost_micro
 from shared.reply.summary import Summary
 
 
-def record(config: ReplyConfig, storage: Storage, address: ChatAddress, msg_id: str, summary: Summary) -> None:
+def record(quotas: Quotas, storage: Storage, address: ChatAddress, msg_id: str, summary: Summary) -> None:
     summary.emit()
     kind = kind_of(summary.outcome)
     if kind == NOT_HANDLED:
         return
     usage = summary.usage
     prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-    cost = cost_micro(summary.model, prompt, completion, config.prices)
+    cost = cost_micro(summary.model, prompt, completion, quotas.prices)
     at_ms = int(storage.clock() * 1000)
     entry = Entry(at_ms, short(address.sender), short(address.conversation_id), kind,
                   prompt, completion, bool(usage and usage.estimated), cost)
@@ -39,4 +39,4 @@ def record(config: ReplyConfig, storage: Storage, address: ChatAddress, msg_id: 
         "first_text_ms": document["first_text_ms"], "total_ms": document["total_ms"],
         "outcome": OUTCOMES[entry.outcome],
     }
-    storage.record_usage(entry, msg_id, body, config.usage_keep_days)
+    storage.record_usage(entry, msg_id, body, quotas.keep_days)

@@ -125,7 +125,7 @@ class Replier:
         one summary line (``summary.py``) says so."""
         summary = Summary(message.msgId, message.conversationId)
         key = conversation_key(message.conversationId, message.sender_key,
-                               self.config.history_per_sender and message.is_group)
+                               self.config.conversation.per_sender and message.is_group)
         handling = self.current = Handling(message, key, ChatAddress.of(message), Conversation(key))
         outcome = Outcome.INTERNAL_ERROR
         try:
@@ -141,7 +141,7 @@ class Replier:
             if handling.cards is not None:
                 summary.card_calls = handling.cards.calls
                 summary.shown(handling.cards.first_shown)
-            record(self.config, self.storage, handling.address, message.msgId, summary)
+            record(self.config.quotas, self.storage, handling.address, message.msgId, summary)
 
     def _process(self, handling: Handling) -> str:
         message, key, address = handling.message, handling.key, handling.address
@@ -166,7 +166,7 @@ class Replier:
             logger.info("already answered or being answered, skipped")
             return Outcome.DUPLICATE
         if not handling.detached:
-            handling.conversation = self.storage.load(key, self.config.history_length)
+            handling.conversation = self.storage.load(key, self.config.conversation.history_length)
         try:
             answer = self._answer(handling)
         except Exception:
@@ -188,7 +188,7 @@ class Replier:
             report = self._report(handling)
             session = report.session if report is not None else None
             self.storage.add_turn(key, message.msgId, message.createAt, answer.asked or message.question, kept,
-                                  handling.conversation, self.config.history_length, session)
+                                  handling.conversation, self.config.conversation.history_length, session)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
@@ -206,7 +206,7 @@ class Replier:
 
     def _admit(self, handling: Handling) -> Optional[Answer]:
         message = handling.message
-        refusal = not_allowed(self.config, handling.address)
+        refusal = not_allowed(self.config.access, handling.address)
         if refusal:
             return Answer(refusal, Outcome.REFUSED)
         if message.msgtype not in ANSWERED_TYPES:
@@ -231,7 +231,7 @@ class Replier:
         if not self.config.quotas.active:
             return None
         today = handling.today.result() if handling.today is not None else self.storage.usage_today()
-        refusal = over_quota(self.config, handling.address, today, self._resets())
+        refusal = over_quota(self.config.quotas, handling.address, today, self._resets())
         return Answer(refusal, Outcome.QUOTA) if refusal else None
 
     def _media_problem(self) -> Optional[MediaProblem]:
@@ -261,20 +261,21 @@ class Replier:
         if message.media:
             problem = self._media_problem()
             if problem is None:
-                fetch = Downloader(self.delivery.api, message, self.config.max_file_bytes,
-                                   self.config.max_message_media_bytes).fetch
+                media = self.config.media
+                fetch = Downloader(self.delivery.api, message, media.max_file_bytes,
+                                   media.max_message_media_bytes).fetch
             elif not message.question:
                 raise problem
             else:
                 logger.warning("%s: answering the text only", problem)
                 unseen = texts.UNSEEN_NEEDS_APP if problem.outcome == Outcome.NEEDS_APP else texts.UNSEEN_QUOTA
         try:
-            return QuestionBuilder(fetch, self.config.file_text_chars, unseen).build(message)
+            return QuestionBuilder(fetch, self.config.media.file_text_chars, unseen).build(message)
         except DownloadError as exc:
             if not (exc.quota_spent and message.question):
                 raise
             self.delivery.note_quota_spent(exc.code)
-            return QuestionBuilder(None, self.config.file_text_chars, texts.UNSEEN_QUOTA).build(message)
+            return QuestionBuilder(None, self.config.media.file_text_chars, texts.UNSEEN_QUOTA).build(message)
 
     def _first_card(self, handling: Handling) -> None:
         """The card the answer will stream into, already showing; none when the answer goes as messages."""
@@ -304,7 +305,7 @@ class Replier:
             return None
         from shared.reply.knowledge import retrieve as knowledge
 
-        found = knowledge.find(self.config, handling.message.question)
+        found = knowledge.find(self.config.knowledge, handling.message.question)
         if found:
             handling.knowledge = found.for_prompt()
             handling.notes = "\n".join(filter(None, (handling.notes, found.sources())))
@@ -317,13 +318,14 @@ class Replier:
 
         brain, cards, question = self._brain(), handling.cards, handling.question
         assert question is not None
-        conversation = handling.conversation
+        conversation, display = handling.conversation, self.config.delivery
         ask = Ask(question, conversation, handling.address, self._now(), Provenance(),
-                  conversation.persona or self.config.system_prompt, handling.knowledge, handling.message.createAt)
+                  conversation.persona or self.config.conversation.persona, handling.knowledge,
+                  handling.message.createAt)
         # What the answer may let out is judged against what the bot read (provenance.py): first, the prompt.
         ask = ask._replace(provenance=of_texts(ask.prompt().texts()))
         pictures: List[str] = []
-        guard = AnswerGuard(ask.provenance, lambda: pictures, self.config.answer_image_hosts)
+        guard = AnswerGuard(ask.provenance, lambda: pictures, display.answer_image_hosts)
 
         def events() -> Iterator[Event]:
             handling.thought = True
@@ -333,10 +335,9 @@ class Replier:
                 yield event
 
         if cards is not None:
-            answer = stream_into_cards(cards, events(), self.config.show_reasoning, self._card_error, handling.notes,
-                                       guard)
+            answer = stream_into_cards(cards, events(), display.show_reasoning, self._card_error, handling.notes, guard)
         else:
-            answer = answer_from_events(events(), self.config.show_reasoning, handling.notes, guard)
+            answer = answer_from_events(events(), display.show_reasoning, handling.notes, guard)
         if answer.outcome != Outcome.ANSWERED:
             return answer
         answer = answer._replace(asked=question.for_history, note=brain.report.note)

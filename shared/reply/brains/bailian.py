@@ -26,7 +26,7 @@ from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.brains.base import Ask, Report
 from shared.reply.brains.platform import PlatformError, StreamedCall, json_object, platform_error, question_text
-from shared.reply.config import ReplyConfig
+from shared.reply.config.brain import BrainSettings
 from shared.reply.events import NOTE, SOURCES, TEXT, Event
 from shared.reply.oss.history import Session
 
@@ -39,10 +39,9 @@ class BailianBrain:
     kind = "bailian"
     reads_knowledge = False  # the application has its own knowledge base
 
-    def __init__(self, config: ReplyConfig, upload: Optional[Callable[[bytes], str]] = None,
+    def __init__(self, settings: BrainSettings, upload: Optional[Callable[[bytes], str]] = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.config = config
-        self.settings = config.brain
+        self.settings = settings
         self.upload = upload
         self.clock = clock
         self.report = Report(model=self.kind)
@@ -75,7 +74,7 @@ class BailianBrain:
             logger.warning("a picture cannot reach the Bailian application without OSS_BUCKET")
             yield Event(NOTE, texts.PLATFORM_NO_PICTURES.format(platform=texts.PLATFORM_NAMES[self.kind]))
         call = StreamedCall(f"{self.settings.endpoint}/api/v1/apps/{self.settings.app_id}/completion",
-                            self.settings.api_key, self.body(ask), self.config.timeout_seconds,
+                            self.settings.api_key, self.body(ask), self.settings.timeout_seconds,
                             {"X-DashScope-SSE": "enable"})
         finished, received = False, False
         try:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator, List, Optional
 
 from shared.reply.brains.base import Ask, Report
-from shared.reply.config import ReplyConfig
+from shared.reply.config.model import ModelSettings
+from shared.reply.config.tools import ToolSettings
 from shared.reply.events import PICTURE, REASONING, STATUS, TEXT, Event
 
 if TYPE_CHECKING:  # the tools load with the first answer (replier.py)
@@ -23,8 +24,9 @@ class ChatBrain:
     kind = "chat"
     reads_knowledge = True
 
-    def __init__(self, config: ReplyConfig, upload: Optional[Upload] = None) -> None:
-        self.config = config
+    def __init__(self, model: ModelSettings, tools: ToolSettings, upload: Optional[Upload] = None) -> None:
+        self.settings = model
+        self.tool_settings = tools
         self.upload = upload
         self.model = None  # made on first use: the SDK loads after the first card (replier.py)
         self.report = Report()
@@ -35,13 +37,12 @@ class ChatBrain:
         from shared.reply.tools.draw import DrawImage
         from shared.reply.tools.registry import tools_for
 
-        config = self.config
         report = self.report = Report()
         prompt = ask.prompt()
-        model = self.model = self.model or ChatModel(config)
-        tools = tools_for(config, self.upload)
+        model = self.model = self.model or ChatModel(self.settings)
+        tools = tools_for(self.tool_settings, self.upload)
         drawers = [tool for tool in tools if isinstance(tool, DrawImage)]
-        loop = ModelLoop(model, tools, config.max_tool_rounds, config.timeout_seconds,
+        loop = ModelLoop(model, tools, self.tool_settings.max_rounds, self.tool_settings.timeout_seconds,
                          ask.provenance) if tools else None
         shown: List[str] = []
 

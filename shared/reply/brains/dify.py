@@ -35,7 +35,7 @@ from shared.reply.brains.platform import (
     question_text,
     session,
 )
-from shared.reply.config import ReplyConfig
+from shared.reply.config.brain import BrainSettings
 from shared.reply.events import PICTURE, REPLACE, SOURCES, STATUS, TEXT, Event
 from shared.reply.oss.history import Session, digest
 from shared.reply.question import image_type
@@ -52,9 +52,8 @@ class DifyBrain:
     kind = "dify"
     reads_knowledge = False  # the app has its own knowledge
 
-    def __init__(self, config: ReplyConfig) -> None:
-        self.config = config
-        self.settings = config.brain
+    def __init__(self, settings: BrainSettings) -> None:
+        self.settings = settings
         self.report = Report(model=self.kind)
 
     def body(self, ask: Ask, conversation_id: str, files: List[Dict[str, str]]) -> Dict[str, Any]:
@@ -71,7 +70,7 @@ class DifyBrain:
             response = session().post(f"{self.settings.endpoint}/files/upload",
                                        headers={"Authorization": f"Bearer {self.settings.api_key}"},
                                        files={"file": (f"picture.{kind.split('/')[1]}", data, kind)},
-                                       data={"user": user}, timeout=(10, self.config.timeout_seconds))
+                                       data={"user": user}, timeout=(10, self.settings.timeout_seconds))
         except Exception as exc:
             raise PlatformError(0, "unreachable", type(exc).__name__) from None
         if response.status_code not in (200, 201):
@@ -102,7 +101,7 @@ class DifyBrain:
     def _answer(self, ask: Ask, conversation_id: str, files: List[Dict[str, str]]) -> Iterator[Event]:
         report = self.report
         call = StreamedCall(f"{self.settings.endpoint}/chat-messages", self.settings.api_key,
-                            self.body(ask, conversation_id, files), self.config.timeout_seconds)
+                            self.body(ask, conversation_id, files), self.settings.timeout_seconds)
         ended, received = False, False
         for server_event in call.events():
             document = json_object(server_event.data)

@@ -11,11 +11,11 @@ def brain_for(config: ReplyConfig, storage: Storage) -> Brain:
     if config.brain.kind == "bailian":
         from shared.reply.brains.bailian import BailianBrain
 
-        return BailianBrain(config, storage.image_upload())
+        return BailianBrain(config.brain, storage.image_upload())
     if config.brain.kind == "dify":
         from shared.reply.brains.dify import DifyBrain
 
-        return DifyBrain(config)
+        return DifyBrain(config.brain)
     from shared.reply.brains.chat import ChatBrain
 
-    return ChatBrain(config, storage.image_upload())
+    return ChatBrain(config.model, config.tools, storage.image_upload())

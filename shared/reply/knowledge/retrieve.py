@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from shared.common import log
-from shared.reply.config import ReplyConfig
+from shared.reply.config.knowledge import KnowledgeSettings
 from shared.reply.events import sources_line
 from shared.reply.knowledge.chunking import Chunk
 from shared.reply.knowledge.embeddings import Embedder, EmbeddingError
@@ -84,9 +84,9 @@ def rank(index: Index, vector: List[float], question: str, top_k: int, floor: fl
     return [chunk for _, chunk in scored[:top_k]]
 
 
-def embedder_for(config: ReplyConfig) -> Embedder:
-    return Embedder(config.embedding_base_url, config.embedding_api_key, config.embedding_model,
-                    min(config.timeout_seconds, 30.0))
+def embedder_for(settings: KnowledgeSettings) -> Embedder:
+    return Embedder(settings.embedding_base_url, settings.embedding_api_key, settings.embedding_model,
+                    settings.timeout_seconds)
 
 
 def _differs(index: Index, folder: Path) -> bool:
@@ -97,10 +97,10 @@ def _differs(index: Index, folder: Path) -> bool:
                for s, st in stats.items())
 
 
-def current_index(config: ReplyConfig, embedder: Embedder, clock: Callable[[], float] = time.monotonic,
+def current_index(settings: KnowledgeSettings, embedder: Embedder, clock: Callable[[], float] = time.monotonic,
                   ) -> Optional[Index]:
     """The folder's index, refreshed when the folder changed (bounded by ``KB_REFRESH_SECONDS``)."""
-    folder = Path(config.knowledge_dir)
+    folder = Path(settings.folder)
     loaded = _LOADED.get(str(folder))
     now = clock()
     if loaded is not None and now - loaded.checked_at < CHECK_SECONDS:
@@ -108,8 +108,8 @@ def current_index(config: ReplyConfig, embedder: Embedder, clock: Callable[[], f
     index = loaded.index if loaded else load(folder)
     if index is None or _differs(index, folder):
         try:
-            index, changes = refresh(folder, index, embedder, max_chars=config.file_text_chars * 10,
-                                     seconds=config.kb_refresh_seconds)
+            index, changes = refresh(folder, index, embedder, max_chars=settings.max_document_chars,
+                                     seconds=settings.refresh_seconds)
         except EmbeddingError as exc:
             logger.warning("knowledge index not refreshed: %s", exc)
             changes = []
@@ -120,18 +120,18 @@ def current_index(config: ReplyConfig, embedder: Embedder, clock: Callable[[], f
     return index
 
 
-def find(config: ReplyConfig, question: str) -> Optional[Found]:
+def find(settings: KnowledgeSettings, question: str) -> Optional[Found]:
     """The chunks for this question, or None (no folder, nothing relevant, or the endpoint failed)."""
-    if not question.strip() or not Path(config.knowledge_dir).is_dir():
+    if not question.strip() or not Path(settings.folder).is_dir():
         return None
-    embedder = embedder_for(config)
+    embedder = embedder_for(settings)
     try:
-        index = current_index(config, embedder)
+        index = current_index(settings, embedder)
         if index is None or not index.chunks:
             return None
         [vector] = embedder.embed([question])
     except (EmbeddingError, OSError) as exc:
         logger.warning("answering without the knowledge folder: %s", exc)
         return None
-    chunks = rank(index, vector, question, config.kb_top_k, config.kb_min_score)
+    chunks = rank(index, vector, question, settings.top_k, settings.min_score)
     return Found(chunks) if chunks else None

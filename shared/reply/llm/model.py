@@ -26,7 +26,7 @@ from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.backoff import Backoff, fits
-from shared.reply.config import ReplyConfig
+from shared.reply.config.model import ModelSettings
 from shared.reply.llm.prompt import Prompt, estimate_tokens
 from shared.reply.llm.reasoning import Split, split_reasoning
 from shared.reply.watchdog import Watchdog
@@ -125,9 +125,9 @@ class ChatModel:
     model finds too long is asked once more with the oldest turns dropped.
     """
 
-    def __init__(self, config: ReplyConfig, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, settings: ModelSettings, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, backoff: Backoff = Backoff()) -> None:
-        self.config = config
+        self.settings = settings
         self.clock = clock
         self.sleep = sleep
         self.backoff = backoff
@@ -140,20 +140,20 @@ class ChatModel:
         self.overall_deadline: Optional[float] = None
 
     def _start_watchdog(self) -> Watchdog:
-        config = self.config
+        settings = self.settings
         self.watchdog = Watchdog(self.deadline - self.clock(), lambda: _close_client(
-            config.llm_base_url, config.api_key, config.timeout_seconds)).start()
+            settings.base_url, settings.api_key, settings.timeout_seconds)).start()
         return self.watchdog
 
     def _raise_if_timed_out(self) -> None:
         """The timeout sentence when the watchdog cut the call, whatever error the closed connection left."""
         if self.watchdog is not None and self.watchdog.fired:
             logger.error("model call cut at TIMEOUT=%ss (the server kept the connection busy)",
-                         self.config.timeout_seconds)
+                         self.settings.timeout_seconds)
             raise LLMError(texts.TIMEOUT, "TIMEOUT passed") from None
 
     def _fit(self, prompt: Prompt) -> Prompt:
-        limit = self.config.max_context_tokens
+        limit = self.settings.max_context_tokens
         fitted = prompt.fitted(limit)
         if limit and fitted.tokens() > limit:
             raise LLMError(texts.TOO_LONG, f"the question alone is about {fitted.tokens():.0f} tokens, over "
@@ -167,13 +167,13 @@ class ChatModel:
         is this instance's time, not the model's, so every ``TIMEOUT`` is counted from after it."""
         import openai  # noqa: F401  (the import is the point)
 
-        return _client(self.config.llm_base_url, self.config.api_key, self.config.timeout_seconds)
+        return _client(self.settings.base_url, self.settings.api_key, self.settings.timeout_seconds)
 
     def _create(self, prompt: Prompt, **extra: Any) -> Any:
         """One completion request, retried within the TIMEOUT budget; raises ``LLMError``. The watchdog it
         starts is stopped by the caller once the answer is read, or here when no answer comes."""
         self.prepare()
-        self.deadline = self.clock() + self.config.timeout_seconds
+        self.deadline = self.clock() + self.settings.timeout_seconds
         if self.overall_deadline is not None:
             self.deadline = min(self.deadline, self.overall_deadline)
         watchdog = self._start_watchdog()
@@ -190,14 +190,15 @@ class ChatModel:
         attempt, shortened = 0, False
         while True:
             attempt += 1
-            options: Dict[str, Any] = {"model": self.config.vision_model if prompt.has_images else self.config.model,
+            settings = self.settings
+            options: Dict[str, Any] = {"model": settings.vision_model if prompt.has_images else settings.model,
                                        "messages": prompt.messages(), **extra}
-            if extra.get("stream") and self.config.llm_base_url not in _NO_STREAM_OPTIONS:
+            if extra.get("stream") and self.settings.base_url not in _NO_STREAM_OPTIONS:
                 options["stream_options"] = {"include_usage": True}
-            if not options.get("tools") or (self.config.llm_base_url, options["model"]) in _NO_TOOLS:
+            if not options.get("tools") or (self.settings.base_url, options["model"]) in _NO_TOOLS:
                 options.pop("tools", None)
-            if self.config.temperature is not None:
-                options["temperature"] = self.config.temperature
+            if self.settings.temperature is not None:
+                options["temperature"] = self.settings.temperature
             self.used_model, self.sent = options["model"], prompt
             try:
                 remaining = max(self.deadline - self.clock(), 0.1)
@@ -206,12 +207,12 @@ class ChatModel:
                 self._raise_if_timed_out()
                 if "stream_options" in options and _mentions(exc, ("stream_options", "include_usage")):
                     logger.info("the model endpoint refuses stream_options: token counts will be estimated")
-                    _NO_STREAM_OPTIONS.add(self.config.llm_base_url)
+                    _NO_STREAM_OPTIONS.add(self.settings.base_url)
                     continue
                 if "tools" in options and _mentions(exc, TOOL_REFUSAL_HINTS):
                     logger.warning("the model %s refuses tools: asked again without them (remembered)",
                                    options["model"])
-                    _NO_TOOLS.add((self.config.llm_base_url, options["model"]))
+                    _NO_TOOLS.add((self.settings.base_url, options["model"]))
                     continue
                 overflow = _mentions(exc, CONTEXT_OVERFLOW_HINTS)
                 shorter = prompt.shortened() if overflow and not shortened else None
@@ -302,7 +303,7 @@ class ChatModel:
         """Seconds to wait before the next attempt, or None when no retry is due or affordable."""
         import openai
 
-        if attempt > self.config.llm_max_retries or isinstance(exc, openai.APITimeoutError):
+        if attempt > self.settings.max_retries or isinstance(exc, openai.APITimeoutError):
             return None
         if not isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
             return None

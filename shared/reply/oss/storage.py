@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from shared.common import log
 from shared.common.message import IncomingMessage
-from shared.reply.config import ReplyConfig
+from shared.reply.config.storage import StorageSettings
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, Session, digest
@@ -74,30 +74,31 @@ class Storage:
         self.clock = clock
 
     @classmethod
-    def open(cls, config: ReplyConfig, credentials: Any = None, region: Optional[str] = None) -> "Storage":
+    def open(cls, settings: StorageSettings, timezone: str = DEFAULT_TIMEZONE, credentials: Any = None,
+             region: Optional[str] = None) -> "Storage":
         """The mount (``OSS_MOUNT_POINT``) for history; claims through the OSS API when
         ``OSS_BUCKET`` is set and its create-if-absent is atomic, else on the mount too. ``region``
         is FC's (the context's), used when neither ``OSS_REGION`` nor ``OSS_ENDPOINT`` names one."""
-        mount = Path(config.oss_mount_point)
+        mount = Path(settings.mount_point)
         if not mount.is_dir():
-            return cls(None, None, calendar=Calendar(config.timezone),
+            return cls(None, None, calendar=Calendar(timezone),
                        unavailable=f"OSS_MOUNT_POINT {mount} is not a directory (is the OSS mount configured?)")
         blobs = MountBlobs(mount / DATA_FOLDER)
-        api = cls._api_blobs(config, credentials, region)
+        api = cls._api_blobs(settings, credentials, region)
         claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)
         return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs),
-                   usage=UsageBook(blobs, Calendar(config.timezone)))
+                   usage=UsageBook(blobs, Calendar(timezone)))
 
     @staticmethod
-    def _api_blobs(config: ReplyConfig, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
-        if not config.oss_bucket or credentials is None:
+    def _api_blobs(settings: StorageSettings, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
+        if not settings.bucket or credentials is None:
             return None
-        region = config.oss_region or region
+        region = settings.region or region
         if not region:
             logger.error("OSS_BUCKET is set but no region is known for its V4 signatures: set OSS_REGION "
                          "(e.g. cn-hangzhou); claims stay on the mount")
             return None
-        api = ApiBlobs.connect(config.oss_endpoint, config.oss_bucket, credentials, API_PREFIX, region)
+        api = ApiBlobs.connect(settings.endpoint, settings.bucket, credentials, API_PREFIX, region)
         return None if api_claims_problem(api) else api
 
     @property
