@@ -24,7 +24,7 @@ from shared.reply import delivery  # noqa: E402
 from shared.reply.dingtalk.openapi import TOKENS  # noqa: E402
 from shared.reply.knowledge import retrieve  # noqa: E402
 from shared.reply.llm import model  # noqa: E402
-from shared.reply.oss import storage  # noqa: E402
+from shared.reply.oss import operator, storage  # noqa: E402
 from shared.reply.tools import mcp  # noqa: E402
 
 
@@ -59,6 +59,7 @@ def fresh_instance() -> None:
     model._NO_STREAM_OPTIONS.clear()
     retrieve._LOADED.clear()
     mcp._LISTED.clear()
+    operator._READ.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

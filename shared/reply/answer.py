@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 
 class Answer(NamedTuple):
@@ -13,7 +13,7 @@ class Answer(NamedTuple):
     text: str
     outcome: str
     to_post: Optional[str] = None
-    record: Optional[str] = None
+    records: Tuple[str, ...] = ()  # what a command wrote: taken back when the answer reached nobody
     asked: Optional[str] = None
     plain: bool = False  # echoes the user's text: sent as text, never as markdown
     note: str = ""  # kept in history after the answer: the sources the tools used, one line

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.config import ReplyConfig
+from shared.reply.conversation_settings import PERSONA, PERSONA_MAX_CHARS, InForce
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import Entry, Totals, short
@@ -22,8 +23,8 @@ from shared.reply.outcomes import Outcome
 from shared.reply.timezone import zone_of
 
 PREFIXES = ("\\", "/")
-PERSONA_MAX_CHARS = 2000
 COMMAND_ECHO_CHARS = 40
+SETTINGS_COMMANDS = ("设置", "settings")
 
 
 class Command(NamedTuple):
@@ -38,7 +39,7 @@ class Done(NamedTuple):
 
     text: str
     outcome: str
-    record: Optional[str] = None
+    records: Tuple[str, ...] = ()
     plain: bool = False  # the text echoes what the user typed: sent as text, never rendered as markdown
 
 
@@ -51,11 +52,17 @@ def parse_command(text: str) -> Optional[Command]:
 
 
 class Commands:
-    def __init__(self, config: ReplyConfig, storage: Storage) -> None:
+    """``config`` is the deployment's; ``force`` the settings this conversation is answered with (its own and the
+    operator's, ``conversation_settings.py``), which the commands that describe the bot describe."""
+
+    def __init__(self, config: ReplyConfig, storage: Storage, force: Optional[InForce] = None) -> None:
         self.config = config
         self.storage = storage
+        self.force = force
+        self.current = force.config if force is not None else config
 
-    def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation) -> Done:
+    def run(self, command: Command, key: str, message: IncomingMessage, conversation: Conversation,
+            settings_key: Optional[str] = None) -> Done:
         if command.name == "clear":
             if message.is_group and self.config.access.clear_admins_only and not message.isAdmin:
                 return Done(texts.CLEAR_ADMIN_ONLY, Outcome.NOT_ADMIN)
@@ -63,7 +70,7 @@ class Commands:
                                          message.createAt)
             if not record:
                 return Done(texts.NOT_SAVED, Outcome.STORAGE_ERROR)
-            return Done(texts.CLEARED, Outcome.CLEARED, record)
+            return Done(texts.CLEARED, Outcome.CLEARED, (record,))
         if command.name == "help":
             return Done(texts.HELP, Outcome.HELP)
         if command.name == "model":
@@ -74,29 +81,34 @@ class Commands:
             return self._knowledge()
         if command.name == "tools":
             return self._tools()
-        if command.name == "system" and self.config.brain.kind != "chat":
-            return Done(texts.PERSONA_ON_PLATFORM.format(platform=texts.PLATFORM_NAMES[self.config.brain.kind]),
-                           Outcome.PERSONA_PLATFORM)
+        if command.name == "system" and self.current.brain.kind != "chat":
+            return Done(texts.PERSONA_ON_PLATFORM.format(platform=texts.PLATFORM_NAMES[self.current.brain.kind]),
+                        Outcome.PERSONA_PLATFORM)
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
+        if command.name in SETTINGS_COMMANDS:
+            from shared.reply.settings_command import SettingsCommand
+
+            return SettingsCommand(self.config, self.storage, self.force).run(
+                command.argument, settings_key or key, key, message)
         return Done(texts.UNKNOWN_COMMAND.format(command=command.name[:COMMAND_ECHO_CHARS]), Outcome.UNKNOWN_COMMAND,
                        plain=True)
 
     def _model_name(self) -> str:
-        brain = self.config.brain
+        brain = self.current.brain
         if brain.kind == "bailian":
             return f"{texts.PLATFORM_NAMES[brain.kind]} {brain.app_id}"
         if brain.kind == "dify":
             return f"{texts.PLATFORM_NAMES[brain.kind]}（{brain.endpoint}）"
-        return self.config.model.model
+        return self.current.model.model
 
     def _tools(self) -> Done:
         from shared.reply.tools.registry import tools_for
 
-        tools = tools_for(self.config.tools)
+        tools = tools_for(self.current.tools)
         if not tools:
             return Done(texts.TOOLS_NONE, Outcome.TOOLS)
-        described = {"read_url": "读取你给的链接", "web_search": f"联网搜索（{self.config.tools.search_provider}）"}
+        described = {"read_url": "读取你给的链接", "web_search": f"联网搜索（{self.current.tools.search_provider}）"}
         lines = "\n".join(f"- {tool.name}：{described.get(tool.name, tool.description)}" for tool in tools)
         return Done(texts.TOOLS_LIST.format(tools=lines), Outcome.TOOLS, plain=True)
 
@@ -104,8 +116,8 @@ class Commands:
         """The documents of the knowledge folder's index and when it was built."""
         from shared.reply.knowledge.index import load as load_index
 
-        folder = Path(self.config.knowledge.folder)
-        if not folder.is_dir():
+        folder = Path(self.current.knowledge.folder)
+        if not self.current.knowledge.folder or not folder.is_dir():
             return Done(texts.KB_NONE, Outcome.KB)
         index = load_index(folder)
         if index is None or not index.files:
@@ -141,14 +153,17 @@ class Commands:
         """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.
         In a group the persona speaks for everyone, so only an admin (``isAdmin``) may change it. The
         operator's ``SYSTEM_PROMPT`` is never shown: it may hold what members should not read."""
+        locked = self.force is not None and PERSONA in self.force.locked
         if not argument:
-            if conversation.persona:
+            if conversation.persona and not locked:
                 return Done(texts.PERSONA_SHOW.format(persona=conversation.persona), Outcome.PERSONA_SHOWN)
-            if self.config.conversation.persona:
+            if self.current.conversation.persona:
                 return Done(texts.PERSONA_DEFAULT, Outcome.PERSONA_SHOWN)
             return Done(texts.PERSONA_NONE, Outcome.PERSONA_SHOWN)
         if message.is_group and not message.isAdmin:
             return Done(texts.ADMIN_ONLY, Outcome.NOT_ADMIN)
+        if locked:
+            return Done(texts.SETTING_LOCKED.format(item=PERSONA), Outcome.LOCKED)
         if len(argument) > PERSONA_MAX_CHARS:
             return Done(texts.PERSONA_TOO_LONG.format(limit=PERSONA_MAX_CHARS), Outcome.PERSONA_TOO_LONG)
         persona = None if argument.lower() == "reset" else argument
@@ -157,5 +172,5 @@ class Commands:
         if not record:
             return Done(texts.NOT_SAVED, Outcome.STORAGE_ERROR)
         if persona is None:
-            return Done(texts.PERSONA_RESET, Outcome.PERSONA_RESET, record)
-        return Done(texts.PERSONA_SET.format(persona=persona), Outcome.PERSONA_SET, record)
+            return Done(texts.PERSONA_RESET, Outcome.PERSONA_RESET, (record,))
+        return Done(texts.PERSONA_SET.format(persona=persona), Outcome.PERSONA_SET, (record,))

@@ -43,10 +43,15 @@ class Outcome(str, Enum):
     KB = ("kb", kinds.COMMAND)
     TOOLS = ("tools", kinds.COMMAND)
     STORAGE_ERROR = ("storage-error", kinds.COMMAND)
+    SETTINGS_SHOWN = ("settings-shown", kinds.COMMAND)
+    SETTING_SET = ("setting-set", kinds.COMMAND)
+    SETTINGS_RESET = ("settings-reset", kinds.COMMAND)
+    SETTING_REFUSED = ("setting-refused", kinds.COMMAND)
     # Refusals: not allowed, over the quota, not an admin.
     REFUSED = ("refused", kinds.REFUSED)
     QUOTA = ("quota", kinds.REFUSED)
     NOT_ADMIN = ("not-admin", kinds.REFUSED)
+    LOCKED = ("locked", kinds.REFUSED)
     # Failures: what was asked could not be answered.
     UNSUPPORTED = ("unsupported", kinds.FAILED)
     EMPTY = ("empty", kinds.FAILED)

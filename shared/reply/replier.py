@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Iterator, List, Optional
 
 from shared.common import log
@@ -35,6 +36,7 @@ from shared.reply.background import in_background
 from shared.reply.brains.base import Ask, Brain, Report
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
+from shared.reply.conversation_settings import InForce, in_force
 from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
 from shared.reply.dingtalk.files import Downloader, DownloadError
@@ -65,8 +67,13 @@ class Handling:
     key: str
     address: ChatAddress
     conversation: Conversation
+    config: ReplyConfig  # the settings in force for this message (``conversation_settings.py``)
+    settings_key: str  # where the conversation's own settings are kept: the group's, also with per-sender history
     detached: bool = False  # a second message under one signed request: none of the conversation's state
     today: Optional[Future] = None  # today's usage records, read while the claim and the history are
+    operator: Optional[Future] = None  # the operator's settings for the conversation, read meanwhile too
+    force: Optional[InForce] = None
+    brain: Optional[Brain] = None
     question: Optional[Question] = None
     cards: Optional[CardStream] = None
     knowledge: Optional[str] = None
@@ -83,7 +90,7 @@ class Replier:
 
     config: ReplyConfig
     delivery: Delivery
-    brain: Optional[Brain] = None  # made from ``config`` when the brain stage first needs it
+    brain: Optional[Brain] = None  # by default each message's brain is made from the settings in force
     cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
     current: Optional[Handling] = field(default=None, init=False)
 
@@ -126,7 +133,8 @@ class Replier:
         summary = Summary(message.msgId, message.conversationId)
         key = conversation_key(message.conversationId, message.sender_key,
                                self.config.conversation.per_sender and message.is_group)
-        handling = self.current = Handling(message, key, ChatAddress.of(message), Conversation(key))
+        handling = self.current = Handling(message, key, ChatAddress.of(message), Conversation(key), self.config,
+                                           conversation_key(message.conversationId, None, False))
         outcome = Outcome.INTERNAL_ERROR
         try:
             outcome = self._process(handling)
@@ -137,6 +145,7 @@ class Replier:
             report = self._report(handling)
             if report is not None:
                 summary.model, summary.usage, summary.tool_calls = report.model, report.usage, report.tool_calls
+            summary.settings = handling.force.changed() if handling.force is not None else {}
             summary.shown(self.delivery.first_sent)
             if handling.cards is not None:
                 summary.card_calls = handling.cards.calls
@@ -154,6 +163,7 @@ class Replier:
         if self.config.quotas.active:
             # Today's usage listing overlaps the claim and the history read; the quota stage waits for it.
             handling.today = in_background(self.storage.usage_today)
+        handling.operator = in_background(partial(self.storage.operator_settings, message.conversationId))
         signed = self.storage.signed_as(message)
         if signed == REPLAYED:
             logger.warning("refused a message whose signed request already carried another message (a replay)")
@@ -166,7 +176,8 @@ class Replier:
             logger.info("already answered or being answered, skipped")
             return Outcome.DUPLICATE
         if not handling.detached:
-            handling.conversation = self.storage.load(key, self.config.conversation.history_length)
+            handling.conversation = self.storage.load(key, self.config.conversation.max_history_length)
+            self._settle(handling)
         try:
             answer = self._answer(handling)
         except Exception:
@@ -176,7 +187,7 @@ class Replier:
         parts, delivered = self.delivery.send(address, webhook, answer.posting, plain=answer.plain) \
             if answer.posting else (0, 0)
         if parts and delivered == 0:
-            self.storage.undo(answer.record)
+            self.storage.undo(answer.records)
             self.storage.release(claim)
             return Outcome.DELIVERY_FAILED
         if delivered < parts:
@@ -187,15 +198,28 @@ class Replier:
             kept = f"{answer.text}\n\n{answer.note}" if answer.note else answer.text
             report = self._report(handling)
             session = report.session if report is not None else None
+            # Kept up to the deployment's maximum, so a conversation that chooses more turns later finds them.
             self.storage.add_turn(key, message.msgId, message.createAt, answer.asked or message.question, kept,
-                                  handling.conversation, self.config.conversation.history_length, session)
+                                  handling.conversation, self.config.conversation.max_history_length, session)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
 
+    def _settle(self, handling: Handling) -> None:
+        """The settings this conversation is answered with (``conversation_settings.py``), and its turns cut to
+        their length. The conversation's own settings came with its history; with per-sender history they are
+        the group's, kept apart."""
+        own = handling.conversation if handling.settings_key == handling.key else \
+            self.storage.load(handling.settings_key, 0)
+        operator = handling.operator.result() if handling.operator is not None else {}
+        force = handling.force = in_force(self.config, operator, own.settings, handling.conversation.persona)
+        handling.config = force.config
+        length = force.config.conversation.history_length
+        handling.conversation.turns = handling.conversation.turns[-length:] if length > 0 else []
+
     def _report(self, handling: Handling) -> Optional[Report]:
         """What the brain reported for this message; None when it was never asked."""
-        return self.brain.report if handling.thought and self.brain is not None else None
+        return handling.brain.report if handling.thought and handling.brain is not None else None
 
     def _answer(self, handling: Handling) -> Answer:
         for stage in self.stages:
@@ -224,14 +248,16 @@ class Replier:
             return None
         if handling.detached:
             return Answer(texts.DETACHED_COMMAND, Outcome.REFUSED)
-        done = Commands(self.config, self.storage).run(command, handling.key, message, handling.conversation)
-        return Answer(done.text, done.outcome, record=done.record, plain=done.plain)
+        done = Commands(self.config, self.storage, handling.force).run(command, handling.key, message,
+                                                                       handling.conversation, handling.settings_key)
+        return Answer(done.text, done.outcome, records=done.records, plain=done.plain)
 
     def _quota(self, handling: Handling) -> Optional[Answer]:
-        if not self.config.quotas.active:
+        quotas = handling.config.quotas
+        if not quotas.active:
             return None
         today = handling.today.result() if handling.today is not None else self.storage.usage_today()
-        refusal = over_quota(self.config.quotas, handling.address, today, self._resets())
+        refusal = over_quota(quotas, handling.address, today, self._resets())
         return Answer(refusal, Outcome.QUOTA) if refusal else None
 
     def _media_problem(self) -> Optional[MediaProblem]:
@@ -291,21 +317,21 @@ class Replier:
             handling.cards = None
         return None
 
-    def _brain(self) -> Brain:
-        if self.brain is None:
+    def _brain(self, handling: Handling) -> Brain:
+        if handling.brain is None:
             from shared.reply.brains.registry import brain_for
 
-            self.brain = brain_for(self.config, self.storage)
-        return self.brain
+            handling.brain = self.brain or brain_for(handling.config, self.storage)
+        return handling.brain
 
     def _knowledge(self, handling: Handling) -> None:
         """What the team's documents say about the question, in the prompt as data, for a brain that reads
         them; their names go under the answer."""
-        if not self._brain().reads_knowledge:
+        if not self._brain(handling).reads_knowledge:
             return None
         from shared.reply.knowledge import retrieve as knowledge
 
-        found = knowledge.find(self.config.knowledge, handling.message.question)
+        found = knowledge.find(handling.config.knowledge, handling.message.question)
         if found:
             handling.knowledge = found.for_prompt()
             handling.notes = "\n".join(filter(None, (handling.notes, found.sources())))
@@ -316,11 +342,11 @@ class Replier:
         from shared.reply.dingtalk.safe_markdown import AnswerGuard
         from shared.reply.streaming import answer_from_events, stream_into_cards
 
-        brain, cards, question = self._brain(), handling.cards, handling.question
+        brain, cards, question = self._brain(handling), handling.cards, handling.question
         assert question is not None
-        conversation, display = handling.conversation, self.config.delivery
-        ask = Ask(question, conversation, handling.address, self._now(), Provenance(),
-                  conversation.persona or self.config.conversation.persona, handling.knowledge,
+        conversation, display = handling.conversation, handling.config.delivery
+        persona = handling.force.persona if handling.force is not None else self.config.conversation.persona
+        ask = Ask(question, conversation, handling.address, self._now(), Provenance(), persona, handling.knowledge,
                   handling.message.createAt)
         # What the answer may let out is judged against what the bot read (provenance.py): first, the prompt.
         ask = ask._replace(provenance=of_texts(ask.prompt().texts()))

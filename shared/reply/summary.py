@@ -38,6 +38,7 @@ class Summary:
     card_calls: int = 0
     tool_calls: int = 0
     storage: str = ""
+    settings: Dict[str, str] = field(default_factory=dict)  # items not at their default, and who set them
 
     def __post_init__(self) -> None:
         self.started = self.started or self.clock()
@@ -60,6 +61,7 @@ class Summary:
             "completion_tokens": usage.completion_tokens if usage else 0,
             "tokens_estimated": bool(usage and usage.estimated),
             "card_calls": self.card_calls, "tool_calls": self.tool_calls, "storage": self.storage,
+            "settings": self.settings,
         }
 
     def emit(self) -> None:

@@ -12,7 +12,7 @@ differ per conversation are a group replaced (``_replace``), not a new record.
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional
+from typing import Mapping, NamedTuple, Optional, Tuple
 
 from shared.common.settings import EnvReader, load_once
 from shared.reply import timezone
@@ -47,6 +47,7 @@ VARIABLES = (
     "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
     "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT", "ANSWER_IMAGE_HOSTS", "BRAIN", "BAILIAN_APP_ID",
     "DASHSCOPE_API_KEY", "DASHSCOPE_ENDPOINT", "BAILIAN_BIZ_PARAMS", "DIFY_ENDPOINT", "DIFY_API_KEY",
+    "ALLOWED_MODELS", "MAX_HISTORY_LENGTH",
 )
 
 
@@ -67,6 +68,7 @@ class ReplyConfig(NamedTuple):
     quotas: Quotas
     timezone: str
     log_level: int
+    brains: Tuple[BrainSettings, ...] = ()  # what a conversation may choose (``BrainSettings.choices``)
 
     @property
     def claim_ttl_ms(self) -> int:
@@ -97,6 +99,7 @@ class ReplyConfig(NamedTuple):
             quotas=Quotas.read(read),
             timezone=_timezone(read),
             log_level=read.log_level(),
+            brains=brain.choices(read, bool(model.api_key)),
         ))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 from urllib.parse import urlsplit
 
 from shared.common.settings import EnvReader
@@ -47,3 +47,19 @@ class BrainSettings(NamedTuple):
                        read.required("DIFY_API_KEY", "BRAIN=dify needs the app's API key",
                                      "BRAIN=dify 需要应用的 API 密钥（「访问 API」页右上角）"), timeout_seconds=timeout)
         return cls(kind, timeout_seconds=timeout)
+
+    def choices(self, read: EnvReader, chat_ready: bool) -> Tuple["BrainSettings", ...]:
+        """The brains a conversation may switch to: this one, the chat model when its key is set
+        (``chat_ready``), and each platform whose variables are all set. Those are read apart, so a platform
+        set only half costs the choice, never the start-up."""
+        choices = []
+        for kind in BRAINS:
+            if kind == self.kind:
+                choices.append(self)
+            elif kind == "chat":
+                choices += [BrainSettings(timeout_seconds=self.timeout_seconds)] if chat_ready else []
+            else:
+                apart = EnvReader({**read.env, "BRAIN": kind})
+                other = BrainSettings.read(apart, self.timeout_seconds)
+                choices += [] if apart.problems else [other]
+        return tuple(choices)

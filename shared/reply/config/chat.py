@@ -24,17 +24,19 @@ class AccessSettings(NamedTuple):
 
 class ConversationSettings(NamedTuple):
     """``HISTORY_LENGTH`` turns are remembered, per group or per member of it (``HISTORY_SCOPE=sender``);
-    ``persona`` (``SYSTEM_PROMPT``) speaks unless the conversation set its own with ``\\system``."""
+    ``persona`` (``SYSTEM_PROMPT``) speaks unless the conversation set its own with ``\\system``. A conversation may
+    choose up to ``max_history_length`` turns (``MAX_HISTORY_LENGTH``, by default ``HISTORY_LENGTH``)."""
 
     history_length: int
     per_sender: bool
     persona: Optional[str]
+    max_history_length: int
 
     @classmethod
     def read(cls, read: EnvReader) -> "ConversationSettings":
-        return cls(read.number("HISTORY_LENGTH", 5, int, 0, 1000),
-                   read.choice("HISTORY_SCOPE", "conversation", ("conversation", "sender")) == "sender",
-                   read.text("SYSTEM_PROMPT"))
+        length = read.number("HISTORY_LENGTH", 5, int, 0, 1000)
+        return cls(length, read.choice("HISTORY_SCOPE", "conversation", ("conversation", "sender")) == "sender",
+                   read.text("SYSTEM_PROMPT"), max(length, read.number("MAX_HISTORY_LENGTH", length, int, 0, 1000)))
 
 
 class MediaSettings(NamedTuple):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 from shared.common.settings import EnvReader
@@ -53,7 +53,8 @@ def timeout_seconds(read: EnvReader) -> float:
 class ModelSettings(NamedTuple):
     """What ``ChatModel`` sends where: ``base_url`` is the SDK's (``llm_base_url``), ``vision_model`` answers
     questions with pictures, ``timeout_seconds`` bounds one answer with its retries (``max_retries``), and
-    ``max_context_tokens`` drops the oldest turns of a prompt that would not fit."""
+    ``max_context_tokens`` drops the oldest turns of a prompt that would not fit. ``allowed`` are the models a
+    conversation may choose instead (``ALLOWED_MODELS``; ``model`` always is)."""
 
     api_key: str
     base_url: str
@@ -63,6 +64,7 @@ class ModelSettings(NamedTuple):
     timeout_seconds: float
     max_retries: int
     max_context_tokens: Optional[int]
+    allowed: Tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never the key
         return f"ModelSettings(model={self.model!r}, base_url={self.base_url!r})"
@@ -76,4 +78,5 @@ class ModelSettings(NamedTuple):
         return cls(api_key(read, base_url, needed=needed), base_url, model, read.text("VISION_MODEL") or model,
                    None if temperature is None else read.number("TEMPERATURE", 0.0, float, 0.0, 2.0),
                    timeout, read.number("LLM_MAX_RETRIES", 2, int, 0, 5),
-                   read.number("MAX_CONTEXT_TOKENS", None, int, 500, 10_000_000))
+                   read.number("MAX_CONTEXT_TOKENS", None, int, 500, 10_000_000),
+                   tuple(dict.fromkeys((model, *read.id_list("ALLOWED_MODELS")))))

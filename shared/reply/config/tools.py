@@ -35,6 +35,16 @@ class ToolSettings(NamedTuple):
     def __repr__(self) -> str:  # never the keys
         return f"ToolSettings(enabled={self.enabled!r}, search_provider={self.search_provider!r})"
 
+    @property
+    def offered(self) -> Tuple[str, ...]:
+        """The tools this deployment can turn on (their settings are present and ``TOOLS`` allows them), by the
+        names ``TOOLS`` uses; a conversation may choose among these only."""
+        present = ("read_url", *(("web_search",) if self.search_provider else ()),
+                   *(("mcp",) if self.mcp_servers else ()), *(("draw_image",) if self.image_model else ()))
+        if self.enabled == ("off",):
+            return ()
+        return present if self.enabled == ("auto",) else tuple(n for n in present if n in self.enabled)
+
     @classmethod
     def read(cls, read: EnvReader, model: ModelSettings, max_file_bytes: int, file_text_chars: int,
              ) -> "ToolSettings":

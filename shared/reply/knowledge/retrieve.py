@@ -122,7 +122,7 @@ def current_index(settings: KnowledgeSettings, embedder: Embedder, clock: Callab
 
 def find(settings: KnowledgeSettings, question: str) -> Optional[Found]:
     """The chunks for this question, or None (no folder, nothing relevant, or the endpoint failed)."""
-    if not question.strip() or not Path(settings.folder).is_dir():
+    if not question.strip() or not settings.folder or not Path(settings.folder).is_dir():
         return None
     embedder = embedder_for(settings)
     try:

@@ -4,9 +4,11 @@ FC 3.0 runs one request per instance, so two messages of one conversation answer
 run on two machines that share the OSS mount and nothing else. Rewriting one history file
 would lose a turn whenever they overlap. Instead every event is a record of its own, named
 ``history/<sha256(key)>/<at>-<kind>-<id>.json``: a question and its answer (``turn``), a
-``\\clear`` (``clear``: earlier turns no longer count), a persona set or reset (``persona``).
+``\\clear`` (``clear``: earlier turns no longer count), a persona set or reset (``persona``), the
+conversation's own settings (``settings``, all of them, as ``\\设置`` left them).
+
 Writers only create records; readers list the folder once, and the names alone say which
-records matter (the turns after the latest clear, the latest persona), so a read costs one
+records matter (the turns after the latest clear, the latest persona and settings), so a read costs one
 listing and a few small files. Records no reader will need again are deleted now and then.
 
 Names hash the conversation key (ids are attacker-controlled strings and never become a path)
@@ -27,7 +29,7 @@ from shared.common import log
 from shared.reply.oss.blobs import Blobs, decode, encode
 
 FOLDER = "history/"
-TURN, CLEAR, PERSONA = "turn", "clear", "persona"
+TURN, CLEAR, PERSONA, SETTINGS = "turn", "clear", "persona", "settings"
 # Turn records beyond HISTORY_LENGTH that may pile up before a compaction deletes them.
 COMPACT_SLACK = 10
 
@@ -48,7 +50,7 @@ def _parse_name(name: str) -> Optional[Tuple[int, str]]:
     parts = stem.split("-")
     if len(parts) != 3 or not stem.endswith(".json") or not parts[0].isdigit() or len(parts[0]) != 13:
         return None
-    return (int(parts[0]), parts[1]) if parts[1] in (TURN, CLEAR, PERSONA) else None
+    return (int(parts[0]), parts[1]) if parts[1] in (TURN, CLEAR, PERSONA, SETTINGS) else None
 
 
 class Session(NamedTuple):
@@ -63,14 +65,15 @@ class Session(NamedTuple):
 
 @dataclass
 class Conversation:
-    """What the next answer needs: recent turns (oldest first), the conversation's persona and the platform
-    session of its latest turn."""
+    """What the next answer needs: recent turns (oldest first), the conversation's persona, its own settings
+    (``conversation_settings.py``) and the platform session of its latest turn."""
 
     key: str
     turns: List[Dict[str, str]] = field(default_factory=list)
     persona: Optional[str] = None
     turn_records: int = 0
     session: Optional[Session] = None
+    settings: Dict[str, Any] = field(default_factory=dict)
 
     def messages(self, length: int) -> List[Dict[str, str]]:
         """The last ``length`` question/answer pairs as chat messages."""
@@ -88,15 +91,16 @@ class _Listing(NamedTuple):
     turns: List[str]
     clears: List[str]
     personas: List[str]
+    settings: List[str]
 
     @classmethod
     def of(cls, names: List[str]) -> "_Listing":
         parsed = [(name, _parse_name(name)) for name in names]
-        by_kind: Dict[str, List[str]] = {TURN: [], CLEAR: [], PERSONA: []}
+        by_kind: Dict[str, List[str]] = {TURN: [], CLEAR: [], PERSONA: [], SETTINGS: []}
         for name, meaning in sorted(parsed, key=lambda item: item[1] or (0, "")):
             if meaning:
                 by_kind[meaning[1]].append(name)
-        return cls(by_kind[TURN], by_kind[CLEAR], by_kind[PERSONA])
+        return cls(by_kind[TURN], by_kind[CLEAR], by_kind[PERSONA], by_kind[SETTINGS])
 
     def live_turns(self) -> List[str]:
         """Turns asked after the latest ``\\clear``."""
@@ -132,7 +136,11 @@ class HistoryStore:
         if listing.personas:
             record = decode(self.blobs.read(listing.personas[-1])) or {}
             persona = record.get("persona") if isinstance(record.get("persona"), str) else None
-        return Conversation(key, turns, persona, len(listing.turns), session)
+        settings: Dict[str, Any] = {}
+        if listing.settings:
+            record = decode(self.blobs.read(listing.settings[-1])) or {}
+            settings = record["settings"] if isinstance(record.get("settings"), dict) else {}
+        return Conversation(key, turns, persona, len(listing.turns), session, settings)
 
     def _write(self, key: str, kind: str, msg_id: str, at_ms: int, body: Dict[str, Any]) -> str:
         name = self.folder(key) + record_name(at_ms, kind, msg_id)
@@ -153,6 +161,10 @@ class HistoryStore:
         """The conversation's own system prompt (``\\system``); None returns to ``SYSTEM_PROMPT``."""
         return self._write(key, PERSONA, msg_id, at_ms, {"persona": persona})
 
+    def set_settings(self, key: str, msg_id: str, at_ms: int, settings: Dict[str, Any]) -> str:
+        """The conversation's own settings, all of them (``{}``: back to the defaults)."""
+        return self._write(key, SETTINGS, msg_id, at_ms, {"settings": settings})
+
     def remove(self, name: str) -> None:
         """Take back a record whose confirmation reached nobody."""
         self.blobs.delete(name)
@@ -162,12 +174,13 @@ class HistoryStore:
 
     def compact(self, key: str, keep: int) -> int:
         """Delete what no reader will need: turns before the latest clear or beyond the newest
-        ``keep``, and every clear and persona but the latest. Safe while others write: they only
+        ``keep``, and every clear, persona and settings record but the latest. Safe while others write: they only
         add records newer than what is deleted here. Returns how many records were deleted."""
         listing = _Listing.of(self.blobs.list(self.folder(key)))
         live = listing.live_turns()
         kept = set(live[-keep:] if keep > 0 else [])
-        stale = [n for n in listing.turns if n not in kept] + listing.clears[:-1] + listing.personas[:-1]
+        stale = [n for n in listing.turns if n not in kept] + listing.clears[:-1] + listing.personas[:-1] + \
+            listing.settings[:-1]
         for name in stale:
             self.blobs.delete(name)
         return len(stale)

@@ -9,6 +9,7 @@ what happened and what it costs.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
@@ -18,6 +19,7 @@ from shared.reply.config.storage import StorageSettings
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs
 from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, Session, digest
+from shared.reply.oss.operator import OperatorSettings
 from shared.reply.oss.quota import QuotaMemo
 from shared.reply.oss.signatures import FIRST, Signatures, identity
 from shared.reply.oss.usage import Calendar, Entry, UsageBook
@@ -61,7 +63,8 @@ def api_claims_problem(blobs: ApiBlobs) -> str:
 
 class Storage:
     def __init__(self, history: Optional[HistoryStore], claims: Optional[Claims], *,
-                 quota: Optional[QuotaMemo] = None, usage: Optional[UsageBook] = None, unavailable: str = "",
+                 quota: Optional[QuotaMemo] = None, usage: Optional[UsageBook] = None,
+                 operator: Optional[OperatorSettings] = None, unavailable: str = "",
                  calendar: Optional[Calendar] = None, clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
@@ -70,6 +73,7 @@ class Storage:
         self.signatures = Signatures(claims.blobs, atomic_create=claims.atomic_create, clock=clock) \
             if claims is not None else None
         self.quota = quota
+        self.operator = operator
         self.unavailable = unavailable
         self.clock = clock
 
@@ -87,7 +91,7 @@ class Storage:
         api = cls._api_blobs(settings, credentials, region)
         claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)
         return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs),
-                   usage=UsageBook(blobs, Calendar(timezone)))
+                   usage=UsageBook(blobs, Calendar(timezone)), operator=OperatorSettings(blobs))
 
     @staticmethod
     def _api_blobs(settings: StorageSettings, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
@@ -179,10 +183,19 @@ class Storage:
         return self._attempt(f"record {what}", "the command did not take effect", lambda: write(self.history, at),
                              None)
 
-    def undo(self, name: Optional[str]) -> None:
-        """Take back a command's record when its confirmation reached nobody."""
-        if name:
-            self._attempt("take back a command", "it stays in effect", lambda: self.history.remove(name), None)
+    def undo(self, names: Tuple[str, ...]) -> None:
+        """Take back a command's records when its confirmation reached nobody."""
+        for name in names:
+            self._attempt("take back a command", "it stays in effect", partial(self.history.remove, name), None)
+
+    def operator_settings(self, conversation_id: str) -> Dict[str, Any]:
+        """What the operator's files on the bucket set for this conversation (``oss/operator.py``); ``{}`` when
+        there are none or they cannot be read."""
+        if self.operator is None:
+            return {}
+        operator = self.operator
+        return self._attempt("read the operator's settings", "the conversation has the deployment's settings",
+                             lambda: operator.for_conversation(conversation_id), {})
 
     def image_upload(self) -> Optional[Callable[[bytes], str]]:
         """Where a drawn picture that came back as data is put to be shown: the bucket through the OSS API."""
