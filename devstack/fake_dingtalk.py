@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Set
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
 from devstack.loopback import JsonHandler, LoopbackServer
@@ -98,7 +98,8 @@ class WebhookSink(LoopbackServer):
     def __init__(self, port: int = 0, app_key: str = "ding-local-app", app_secret: str = "local-app-secret") -> None:
         super().__init__(_SinkHandler, port)
         self.app_key, self.app_secret = app_key, app_secret
-        self.token = f"local-access-token-{uuid.uuid4().hex[:8]}"
+        # Every app of the organisation (a deployment with several robots has one each) and its access token.
+        self.apps: Dict[str, Tuple[str, str]] = {app_key: (app_secret, f"local-access-token-{uuid.uuid4().hex[:8]}")}
         self.token_requests = 0
         self.cards: Dict[str, Dict[str, Any]] = {}
         self.messages: List[Dict[str, Any]] = []
@@ -121,6 +122,19 @@ class WebhookSink(LoopbackServer):
         self.undeliverable: Optional[str] = None
         self.api_calls: List[Dict[str, Any]] = []
         self.changed = threading.Condition()
+
+    @property
+    def token(self) -> str:
+        """The first app's access token; a test replaces it to revoke the one the bot holds."""
+        return self.apps[self.app_key][1]
+
+    @token.setter
+    def token(self, value: str) -> None:
+        self.apps[self.app_key] = (self.app_secret, value)
+
+    def add_app(self, app_key: str, app_secret: str) -> None:
+        """Another app of the organisation: its robot gets tokens, cards and files like the first."""
+        self.apps[app_key] = (app_secret, f"local-access-token-{uuid.uuid4().hex[:8]}")
 
     def fail_next(self, *faults: Dict[str, Any]) -> None:
         """Queue session-webhook faults: ``{"status": 502}`` or ``{"errcode": 130101}``."""
@@ -178,7 +192,7 @@ class _SinkHandler(JsonHandler):
 
     def _admitted(self, path: str) -> bool:
         """Token, quota and queued faults, as the API gateway applies them; False when refused here."""
-        if self.headers.get("x-acs-dingtalk-access-token") != self.server.token:
+        if self.headers.get("x-acs-dingtalk-access-token") not in {t for _, t in self.server.apps.values()}:
             self._refuse(401, "InvalidAuthentication", "不合法的access_token")
             return False
         with self.server.changed:
@@ -195,10 +209,11 @@ class _SinkHandler(JsonHandler):
     def _access_token(self, body: Dict[str, Any]) -> None:
         with self.server.changed:
             self.server.token_requests += 1
-        if (body.get("appKey"), body.get("appSecret")) != (self.server.app_key, self.server.app_secret):
+        secret, token = self.server.apps.get(str(body.get("appKey")), ("", ""))
+        if not secret or body.get("appSecret") != secret:
             self._refuse(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret")
             return
-        self.send_json(200, {"accessToken": self.server.token, "expireIn": 7200})
+        self.send_json(200, {"accessToken": token, "expireIn": 7200})
 
     def _params_are_strings(self, params: Any) -> bool:
         if isinstance(params, dict) and all(isinstance(v, str) for v in params.values()):
@@ -271,7 +286,7 @@ class _SinkHandler(JsonHandler):
 
     def _download(self, body: Dict[str, Any]) -> None:
         code = body.get("downloadCode")
-        if body.get("robotCode") != self.server.app_key or code not in self.server.files:
+        if body.get("robotCode") not in self.server.apps or code not in self.server.files:
             return self._refuse(400, "invalidParameter", "downloadCode or robotCode is not valid")
         url = self.server.download_url or f"{self.server.url}/files/{{code}}?expires=3600"
         self.send_json(200, {"downloadUrl": url.replace("{code}", quote(code))})

@@ -11,10 +11,14 @@ from typing import List, Mapping, Optional, Tuple
 from devstack.dotenv import dotenv_name, model_environment, read_dotenv, unused_key_note
 from devstack.loopback import PortInUse
 from devstack.stack import LOCAL_APP_SECRET, ROOT, LocalStack, RealModel, StackSettings
+from shared.common.bots import Bots, parse_bots
 from shared.common.errors import ConfigError
 from shared.reply.config import ReplyConfig
 
 REQUIRED_MODULES = {"requests": "requests", "openai": "openai", "fc2": "aliyun-fc2"}
+# Without BOTS in .env, make run shows a second robot of the same deployment, with a persona of its own.
+DEMO_BOTS: Bots = {"hr": {"DINGTALK_APP_KEY": "ding-local-hr", "DINGTALK_APP_SECRET": "local-hr-secret",
+                          "SYSTEM_PROMPT": "你是公司的 HR 助理，只回答人事、考勤和报销方面的问题。"}}
 PORT_OPTIONS = (("--receiver-port", "RECEIVER_PORT", "8000"), ("--fc-port", "FC_PORT", "0"),
                 ("--dingtalk-port", "DINGTALK_PORT", "0"), ("--llm-port", "LLM_PORT", "0"))
 
@@ -62,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="OSS 挂载目录和日志放在哪里")
 
 
+def local_bots(env: Mapping[str, str]) -> Bots:
+    """The robots of ``.env``'s ``BOTS``, or the demo's second robot; none when ``BOTS`` is wrong (said why)."""
+    try:
+        return parse_bots(env.get("BOTS") or "") or DEMO_BOTS
+    except ConfigError as exc:
+        print(f"说明：.env 里的 BOTS {exc.hint}，本地只启动一个机器人", file=sys.stderr)
+        return {}
+
+
 def settings_from(args: argparse.Namespace) -> StackSettings:
     dotenv = read_dotenv(ROOT / ".env")
     for warning in dotenv.warnings:
@@ -76,7 +89,7 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
                          state_dir=args.state_dir, fc2=args.fc2, receiver_port=args.receiver_port,
                          fc_port=args.fc_port, dingtalk_port=args.dingtalk_port, llm_port=args.llm_port,
                          stream=args.stream, stream_delay=0.01 if args.stream else 0.0, real_model=model,
-                         sample_knowledge=True, brain=args.brain)
+                         sample_knowledge=True, brain=args.brain, bots=local_bots(env))
 
 
 def launch(args: argparse.Namespace) -> Optional[LocalStack]:
@@ -107,6 +120,8 @@ def describe(stack: LocalStack) -> str:
             f"模型      {model}\n"
             + (f"大脑      {platforms[settings.brain]} {stack.platform.url}（会话 ID 存在 OSS 挂载目录的历史里）\n"
                if stack.platform else "") +
+            (f"机器人    默认的一个，另有 {'、'.join(settings.bots)}"
+             f"（同一个接收函数地址；用 /bot 名字 换一个机器人说话）\n" if settings.bots else "") +
             f"历史      {settings.state_dir / 'oss' / 'dingbot' / 'history'}\n"
             f"日志      {settings.state_dir / 'logs'}\n"
             f"另一个终端里可以用 make send ARGS=\"你好\" 发消息到这里，它会显示回答")

@@ -64,6 +64,8 @@ class StackSettings:
     sample_knowledge: bool = False  # make run and make demo turn it on: the offline demo of the knowledge folder
     brain: str = "chat"  # "bailian" or "dify": a loopback platform of that kind answers (BRAIN)
     receiver_env: Dict[str, str] = field(default_factory=dict)
+    # More robots of this deployment (BOTS): name -> their settings, each with its own app key and secret.
+    bots: Dict[str, Dict[str, str]] = field(default_factory=dict)
     receiver_dir: Path = RECEIVER_DIR
     reply_dir: Path = REPLY_DIR
 
@@ -119,12 +121,16 @@ class LocalStack:
         # The local DingTalk app: pictures and files download through it; cards only with --stream.
         env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
                     "DINGTALK_API_ENDPOINT": self.sink.url, "CARD_STREAMING": "on" if s.stream else "off"})
+        if s.bots:
+            env["BOTS"] = json.dumps(s.bots, ensure_ascii=False)
         env.update(s.reply_env)
         return env
 
     def receiver_environment(self) -> Dict[str, str]:
         env = {"DINGTALK_APP_SECRET": self.settings.app_secret, "ENDPOINT": self.fc.url,
                "CHATGPT_FUNCTION": REPLY_FUNCTION, "VERBOSE": "20"}
+        if self.settings.bots:
+            env["BOTS"] = json.dumps(self.settings.bots, ensure_ascii=False)
         if self.settings.fc2:
             env["SERVICE_NAME"] = self.fc.service_name
         env.update(self.settings.receiver_env)
@@ -156,6 +162,9 @@ class LocalStack:
                 self.platform = (FakeBailian() if s.brain == "bailian" else FakeDify()).start()
                 self.platform.stream_delay = s.stream_delay
             self.sink = WebhookSink(s.dingtalk_port, app_secret=s.app_secret).start()
+            for bot in s.bots.values():
+                if bot.get("DINGTALK_APP_KEY"):
+                    self.sink.add_app(bot["DINGTALK_APP_KEY"], bot["DINGTALK_APP_SECRET"])
             self.pool = FunctionPool(s.reply_dir, self.reply_environment(), s.workers, self.log_dir / "reply.log")
             self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
             self._start_receiver()
@@ -193,14 +202,17 @@ class LocalStack:
         self.sink.files[code] = data
         return code
 
-    def send(self, text: str, *, wait: float = 60.0, **callback: Any) -> Exchange:
-        """Send one signed callback as DingTalk would and wait for the reply function to finish."""
-        return self.deliver(callback_body(text, webhook_base=self.sink.url, **callback), wait=wait)
+    def send(self, text: str, *, wait: float = 60.0, robot: str = "", **callback: Any) -> Exchange:
+        """Send one signed callback as DingTalk would and wait for the reply function to finish. ``robot``: one
+        of ``bots`` (the callback then carries its app key and its signature)."""
+        if robot:
+            callback.setdefault("robot_code", self.settings.bots[robot].get("DINGTALK_APP_KEY", robot))
+        return self.deliver(callback_body(text, webhook_base=self.sink.url, **callback), wait=wait, robot=robot)
 
-    def deliver(self, body: Dict[str, Any], *, wait: float = 60.0) -> Exchange:
+    def deliver(self, body: Dict[str, Any], *, wait: float = 60.0, robot: str = "") -> Exchange:
         """POST a callback body (a new one, or one DingTalk delivers again) and wait for its answer."""
-        response = self.http.post(self.receiver_url, data=encode(body), timeout=10,
-                                  headers=signed_headers(self.settings.app_secret))
+        secret = self.settings.bots[robot]["DINGTALK_APP_SECRET"] if robot else self.settings.app_secret
+        response = self.http.post(self.receiver_url, data=encode(body), timeout=10, headers=signed_headers(secret))
         outcome = None
         request_id = self._request_id_for(body["sessionWebhook"])
         if response.status_code == 200 and request_id:

@@ -28,7 +28,8 @@ from devstack.terminal import render_message
 HELP = """你现在是一位钉钉用户，输入的每一行都是发给机器人的消息。
   /group [群名]       在群里说话（默认「演示群」），机器人会 @你
   /dm                 和机器人单聊
-  /as 名字            换成另一位用户
+  /as 名字            换成另一位用户（你一开始是张三，群管理员；换成的其他人不是管理员）
+  /bot [名字]         换一个机器人说话（同一个部署里的另一个机器人，有自己的人设和上下文）；不写名字回到默认机器人
   /image 路径 [文字]  发一张图片（带文字时是图文消息，图片在文字后面）
   /file 路径          发一个文件（钉钉只允许在单聊里给机器人发文件，所以会切换到单聊）
   /local              再显示这段说明
@@ -38,12 +39,16 @@ HELP = """你现在是一位钉钉用户，输入的每一行都是发给机器�
 发图片时它会说看到了几张。"""
 
 
+ADMIN = "张三"  # the group's admin (DingTalk's isAdmin): \设置 and \system work for them, not for the others
+
+
 class Chat:
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
-        self.user = "张三"
+        self.user = ADMIN
         self.group = "演示群"
         self.in_group = True
+        self.robot = ""
         self.names: dict[str, str] = {}
 
     @property
@@ -53,7 +58,12 @@ class Chat:
     @property
     def prompt(self) -> str:
         where = f"群「{self.group}」" if self.in_group else "单聊"
-        return f"{self.user} @ {where}> "
+        return f"{self.user} @ {where}{f' → {self.robot}' if self.robot else ''}> "
+
+    @property
+    def face(self) -> str:
+        """How an answer starts: the robot, and its name when it is not the default one."""
+        return f"🤖[{self.robot}] " if self.robot else "🤖 "
 
     def local_command(self, line: str) -> bool:
         word, _, rest = line.partition(" ")
@@ -63,6 +73,8 @@ class Chat:
             self.in_group, self.group = True, rest.strip() or self.group
         elif word == "/as" and rest.strip():
             self.user = rest.strip()
+        elif word == "/bot":
+            self.choose_robot(rest.strip())
         elif word in ("/image", "/file"):
             self.send_media(word, rest)
         elif word in ("/quit", "/exit"):
@@ -72,6 +84,14 @@ class Chat:
         else:
             return False
         return True
+
+    def choose_robot(self, name: str) -> None:
+        robots = self.stack.settings.bots
+        if name and name not in robots:
+            print(f"  （没有叫「{name}」的机器人；可选：{'、'.join(robots) or '只有默认的一个'}）")
+            return
+        self.robot = name
+        print(f"  （现在和{'机器人「' + name + '」' if name else '默认机器人'}说话）")
 
     def send_media(self, word: str, rest: str) -> None:
         try:
@@ -104,8 +124,9 @@ class Chat:
 
         def send() -> None:
             with contextlib.suppress(requests.RequestException):  # reported below, in one line
-                result.append(self.stack.send(text, group=in_group, conversation_id=conversation,
-                                              sender_nick=self.user, sender_staff_id=self.staff_id, **message))
+                result.append(self.stack.send(text, group=in_group, conversation_id=conversation, robot=self.robot,
+                                              sender_nick=self.user, sender_staff_id=self.staff_id,
+                                              is_admin=self.user == ADMIN, **message))
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
@@ -119,7 +140,7 @@ class Chat:
             print(f"  （接收函数返回 HTTP {exchange.status}；请看 .local/logs/receiver.log）")
         for message in exchange.replies:
             body = render_message(message, self.names)
-            print("🤖 " + body.replace("\n", "\n   "))
+            print(self.face + body.replace("\n", "\n   "))
         if exchange.status == 200 and not exchange.replies and not streamed:
             print(f"  （没有回答：{exchange.outcome}；请看 .local/logs/reply.log）")
 
@@ -136,11 +157,11 @@ class Chat:
                 if content == shown:
                     continue
                 if content.startswith(shown):  # the card grew: print what is new after what is there
-                    start = "🤖 " if not printed else ("\n🤖 " if not shown else "")
+                    start = self.face if not printed else ("\n" + self.face if not shown else "")
                     new = content[len(shown):]
                 else:  # the card changed what it showed (a tool's status line gave way to the answer)
                     same = len(os.path.commonprefix([shown, content]))
-                    start, new = "\n🤖 ", content[same:].lstrip("\n")
+                    start, new = "\n" + self.face, content[same:].lstrip("\n")
                 if new:
                     print(start + new.replace("\n", "\n   "), end="", flush=True)
                 printed[card["outTrackId"]] = content

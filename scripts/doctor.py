@@ -33,6 +33,7 @@ from devstack.dotenv import dotenv_name, read_dotenv, reply_environment, unused_
 from devstack.fake_dingtalk import signed_headers  # noqa: E402
 from devstack.fc_context import Credentials  # noqa: E402
 from devstack.terminal import unreachable  # noqa: E402
+from shared.common.bots import parse_bots, robot_environment  # noqa: E402
 from shared.common.errors import ConfigError  # noqa: E402
 from shared.receiver.config import ReceiverConfig  # noqa: E402
 from shared.reply.config import ReplyConfig  # noqa: E402
@@ -101,7 +102,15 @@ def check_reply_config(env: Mapping[str, str]) -> List[Result]:
         return (f"模型 {config.model.model}，地址 {config.model.base_url}，"
                 f"保留 {config.conversation.history_length} 轮上下文")
 
-    results = _problems(ReplyConfig.from_env, reply_environment(env), "回复函数的设置", summary)
+    reply = reply_environment(env)
+    results = _problems(ReplyConfig.from_env, reply, "回复函数的设置", summary)
+    try:
+        bots = parse_bots(env.get("BOTS") or "")
+    except ConfigError:  # the receiver's check names it
+        bots = {}
+    for name in bots:  # each robot's messages are answered with its own settings
+        results += _problems(ReplyConfig.from_env, robot_environment(reply, bots, name), f"机器人 {name} 的设置",
+                             summary)
     note = unused_key_note(env)
     return results + ([Result(True, "USER_API_KEY", note)] if note else [])
 

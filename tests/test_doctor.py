@@ -218,3 +218,15 @@ def test_the_receiver_probe_explains_a_bad_url_in_a_sentence(tmp_path, capsys, u
     code, out = run(tmp_path, GOOD, "--no-deploy", "--url", url, capsys=capsys)
     [line] = [line for line in out.splitlines() if "接收函数地址" in line]
     assert code == 1 and sentence in line and "Error" not in line and "Exception" not in line
+
+
+def test_each_robot_of_bots_is_checked_with_its_own_settings(tmp_path, capsys):
+    (tmp_path / "oss").mkdir()
+    bots = {"hr": {"DINGTALK_APP_SECRET": "hr-secret", "HISTORY_LENGTH": "lots"},
+            "sales": {"DINGTALK_APP_SECRET": "sales-secret", "MODEL": "qwen-max"}}
+    code, out = run(tmp_path, {**GOOD, "BOTS": json.dumps(bots)}, "--oss-dir", str(tmp_path / "oss"), capsys=capsys)
+    lines = out.splitlines()
+    assert code == 1 and any(line.startswith("需修改  机器人 hr 的设置：HISTORY_LENGTH") for line in lines)
+    assert any(line.startswith("正常    机器人 sales 的设置：模型 qwen-max") for line in lines)
+    code, out = run(tmp_path, {**GOOD, "BOTS": '{"hr": {}}'}, capsys=capsys)
+    assert code == 1 and any(line.startswith("需修改") and "BOTS" in line for line in out.splitlines())

@@ -190,7 +190,7 @@ def test_an_unexpected_failure_is_a_500_without_a_stack_trace(receiver, receiver
     from shared.receiver import app
 
     use_env(receiver_env)
-    monkeypatch.setattr(app, "verify_signature", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(app, "signing_robot", lambda *a, **k: 1 / 0)
     status, payload = call_fc3(receiver, encode(callback_body("hi", webhook_base=WEBHOOK)), signed_headers(APP_SECRET))
     assert (status, payload) == (500, {"error": "internal error"}) and "ZeroDivisionError" in caplog.text
 

@@ -92,6 +92,8 @@ class IncomingMessage:
     # receiver got it: one signature belongs to one message, so a captured pair cannot carry a second body.
     signature: str = ""
     receivedAt: Optional[int] = None
+    # Which of the deployment's robots the callback was for (``shared/common/bots.py``); "" is its own robot.
+    robot: str = ""
 
     @property
     def is_group(self) -> bool:
@@ -141,6 +143,7 @@ class IncomingMessage:
             quoted=read_parts(fields, "quoted"),
             signature=fields.string("signature", limit=64),
             receivedAt=fields.millis("receivedAt"),
+            robot=fields.string("robot", limit=30),
             **shared_fields(fields),
         )
 

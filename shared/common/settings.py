@@ -107,7 +107,7 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)  # one environment per robot of BOTS, and a few to spare
 def _cached(read: Callable[[Mapping[str, str]], T], values: Tuple[Tuple[str, Optional[str]], ...]) -> T:
     return read({k: v for k, v in values if v is not None})
 

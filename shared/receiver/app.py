@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from shared.common import log
 from shared.common.errors import ConfigError, InvokeError, MalformedRequest, SignatureError
 from shared.common.message import IncomingMessage
 from shared.receiver.config import ReceiverConfig, load_receiver_config
 from shared.receiver.dingtalk.callback import parse_callback
-from shared.receiver.dingtalk.signature import signature_id, verify_signature
+from shared.receiver.dingtalk.signature import signature_id, signing_robot
 from shared.receiver.fc import invoke
 from shared.receiver.fc.adapters import HttpRequest, HttpResponse, error_response, ok_response
 
 logger = log.get("receiver")
+# One receiver URL serves every robot; ``/bots/<name>`` accepts only that robot's callbacks.
+ROBOT_PATH = re.compile(r"/bots/([^/]*)/?")
 
 
 def _now_ms() -> int:
@@ -32,7 +35,8 @@ def hand_off(config: ReceiverConfig, message: IncomingMessage, context: Any) -> 
     creds = invoke.Credentials.from_context(context)
     log.add_secret(creds.access_key_secret, creds.security_token)
     endpoint = invoke.resolve_endpoint(config.fc_endpoint, context)
-    task_id = invoke.task_id_for(message.msgId)
+    # Two robots in one group each get the same message: each needs its own FC task.
+    task_id = invoke.task_id_for(f"{message.robot}\n{message.msgId}" if message.robot else message.msgId)
     payload = message.to_payload()
     if config.service_name:
         return invoke.invoke_fc2(endpoint, creds, config.service_name, config.reply_function, payload, task_id)
@@ -50,9 +54,18 @@ def handle(request: HttpRequest, env: Optional[Mapping[str, str]] = None,
         return error_response(403, "forbidden") if exc.variable == "DINGTALK_APP_SECRET" else \
             error_response(500, "receiver unavailable")
     log.setup(config.log_level)
-    log.add_secret(config.app_secret)
+    log.add_secret(*(secret for _, secret in config.robots))
     with log.bound(fn="receiver", request_id=getattr(request.context, "request_id", None)):
         return _handle(config, request, now_ms())
+
+
+def _robots_for(config: ReceiverConfig, path: str) -> Tuple[Tuple[str, str], ...]:
+    """The robots a callback on ``path`` may come from: the one ``/bots/<name>`` names (none when no robot has
+    that name), or any."""
+    named = ROBOT_PATH.fullmatch(path)
+    if named is None:
+        return config.robots
+    return tuple(robot for robot in config.robots if robot[0] == named.group(1) and robot[0])
 
 
 def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpResponse:
@@ -62,13 +75,13 @@ def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpRespo
         logger.warning("refused a body of %s bytes", request.declared_length)
         return error_response(413, "body too large")
     try:
-        verify_signature(config.app_secret, request.headers.get("timestamp"), request.headers.get("sign"),
-                         now_ms=now, window_seconds=config.signature_window_seconds)
+        robot = signing_robot(_robots_for(config, request.path), request.headers.get("timestamp"),
+                              request.headers.get("sign"), now_ms=now, window_seconds=config.signature_window_seconds)
     except SignatureError as exc:
         logger.warning("rejected callback: %s", exc)
         return error_response(403, "forbidden")
     try:
-        message = dataclasses.replace(parse_callback(request.body), receivedAt=now, signature=signature_id(
+        message = dataclasses.replace(parse_callback(request.body), receivedAt=now, robot=robot, signature=signature_id(
             request.headers.get("timestamp") or "", request.headers.get("sign") or ""))
     except MalformedRequest as exc:
         logger.warning("malformed callback: %s", exc)

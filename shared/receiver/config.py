@@ -7,20 +7,23 @@ The tutorial's names keep their meaning: ``DINGTALK_APP_SECRET``, ``ENDPOINT`` (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from shared.common.bots import parse_bots, secrets
+from shared.common.errors import ConfigError
 from shared.common.settings import EnvReader, load_once
 
 DINGTALK_MAX_SKEW_SECONDS = 3600
 DEFAULT_REPLY_FUNCTION = "dingtalk_chatgpt_reply"
 VARIABLES = ("DINGTALK_APP_SECRET", "ENDPOINT", "SERVICE_NAME", "CHATGPT_FUNCTION", "VERBOSE",
-             "SIGNATURE_WINDOW_SECONDS", "MAX_BODY_BYTES")
+             "SIGNATURE_WINDOW_SECONDS", "MAX_BODY_BYTES", "BOTS")
 
 
 @dataclass(frozen=True)
 class ReceiverConfig:
-    """The receiver's settings, read from the environment once."""
+    """The receiver's settings, read from the environment once. ``robots`` are ``(name, app secret)`` of every
+    robot whose callbacks are accepted (``shared/common/bots.py``): the deployment's own, named "", and ``BOTS``."""
 
     app_secret: str
     reply_function: str
@@ -29,6 +32,7 @@ class ReceiverConfig:
     signature_window_seconds: int
     max_body_bytes: int
     log_level: int
+    robots: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def uses_fc2_api(self) -> bool:
@@ -38,8 +42,15 @@ class ReceiverConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ReceiverConfig":
         read = EnvReader(env)
-        secret = read.required("DINGTALK_APP_SECRET", "the AppSecret of the DingTalk app (凭证与基础信息)",
-                               "钉钉应用的 AppSecret（开放平台 → 应用 → 凭证与基础信息）")
+        try:
+            bots = parse_bots(env.get("BOTS") or "")
+        except ConfigError as exc:
+            read.problems.append(exc)
+            bots = {}
+        # With BOTS the deployment's own robot is optional: every robot may be one of BOTS.
+        secret = (read.text("DINGTALK_APP_SECRET") or "") if bots else \
+            read.required("DINGTALK_APP_SECRET", "the AppSecret of the DingTalk app (凭证与基础信息)",
+                          "钉钉应用的 AppSecret（开放平台 → 应用 → 凭证与基础信息）")
         endpoint = read.text("ENDPOINT")
         return read.finish(cls(
             app_secret=secret,
@@ -50,6 +61,7 @@ class ReceiverConfig:
                                                  DINGTALK_MAX_SKEW_SECONDS),
             max_body_bytes=read.number("MAX_BODY_BYTES", 65536, int, 1024, 6 * 1024 * 1024),
             log_level=read.log_level(),
+            robots=secrets(env, bots),
         ))
 
 

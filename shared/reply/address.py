@@ -21,12 +21,13 @@ class ChatAddress(NamedTuple):
     robot_code: str  # "" when the callback named none: the app's key is used (``DingTalkApp.robot_code``)
     staff_id: str = ""  # the asker's user id in the organisation ("" for external users)
     user_id: str = ""  # the asker's DingTalk id (``senderId``)
+    robot: str = ""  # which of the deployment's robots was asked ("" its own; ``shared/common/bots.py``)
 
     @classmethod
     def of(cls, message: IncomingMessage) -> "ChatAddress":
         return cls(message.conversationId, message.is_group, message.conversationTitle or "", message.sender_key,
                    message.senderNick or "", message.robotCode or "", message.senderStaffId or "",
-                   message.senderId or "")
+                   message.senderId or "", message.robot)
 
     @property
     def mention(self) -> Optional[str]:

@@ -11,6 +11,7 @@ import os
 from typing import Any, Mapping, Optional
 
 from shared.common import log
+from shared.common.bots import parse_bots, robot_environment
 from shared.common.errors import ConfigError, MalformedRequest, WebhookError
 from shared.common.message import IncomingMessage
 from shared.common.settings import EnvReader
@@ -47,7 +48,7 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
         return json.dumps({"status": "malformed"})
     with log.bound(fn="reply", request_id=request_id, msg_id=message.msgId):
         try:
-            config = load_reply_config(env)
+            config = load_reply_config(robot_environment(env, parse_bots(env.get("BOTS") or ""), message.robot))
         except ConfigError as exc:
             log.setup(20)
             logger.error("configuration error: %s", exc)

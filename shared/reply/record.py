@@ -37,6 +37,6 @@ def record(quotas: Quotas, storage: Storage, address: ChatAddress, msg_id: str, 
         "prompt_tokens": prompt, "completion_tokens": completion, "estimated": entry.estimated,
         "cost_micro": cost, "tool_calls": summary.tool_calls, "card_calls": summary.card_calls,
         "first_text_ms": document["first_text_ms"], "total_ms": document["total_ms"],
-        "outcome": OUTCOMES[entry.outcome], "settings": summary.settings,
+        "outcome": OUTCOMES[entry.outcome], "settings": summary.settings, "robot": address.robot,
     }
     storage.record_usage(entry, msg_id, body, quotas.keep_days)

@@ -132,9 +132,9 @@ class Replier:
         one summary line (``summary.py``) says so."""
         summary = Summary(message.msgId, message.conversationId)
         key = conversation_key(message.conversationId, message.sender_key,
-                               self.config.conversation.per_sender and message.is_group)
+                               self.config.conversation.per_sender and message.is_group, message.robot)
         handling = self.current = Handling(message, key, ChatAddress.of(message), Conversation(key), self.config,
-                                           conversation_key(message.conversationId, None, False))
+                                           conversation_key(message.conversationId, None, False, message.robot))
         outcome = Outcome.INTERNAL_ERROR
         try:
             outcome = self._process(handling)

@@ -84,7 +84,8 @@ class SettingsCommand:
         lines = "\n".join(texts.SETTING_LINE.format(
             item=item, value=self._value(force, item), source=force.sources[item],
             locked=texts.SETTING_LOCKED_MARK if item in force.locked else "") for item in ITEMS)
-        return texts.SETTINGS.format(items=lines, file=file_name(message.conversationId))
+        return texts.SETTINGS.format(items=lines, file=file_name(message.conversationId),
+                                     conversation=message.conversationId)
 
     def _write_settings(self, settings_key: str, message: IncomingMessage, own: Dict[str, Any]) -> Tuple[str, ...]:
         name = self.storage.record("the conversation's settings",

@@ -93,7 +93,8 @@ PERSONA_ON_PLATFORM = "这个机器人由{platform}回答，人设请在应用�
 BRAIN_NAMES = {"chat": "模型", **PLATFORM_NAMES}
 SETTINGS = ("本会话的设置（来源：默认＝部署时的环境变量，运营方＝OSS 上的设置文件，本会话＝用 \\设置 改的）：\n"
             "{items}\n\n"
-            "运营方的设置文件：dingbot/settings/{file}\n"
+            "运营方的设置文件：OSS 挂载目录里的 dingbot/settings/{file}，"
+            "或 dingbot/settings/groups.json 里键为本会话 ID {conversation} 的一项\n"
             "改一项：\\设置 模型 qwen-max；恢复一项：\\设置 模型 默认；全部恢复：\\设置 重置（群里仅管理员可改）")
 SETTING_LINE = "- {item}：{value}（{source}{locked}）"
 SETTING_LOCKED_MARK = "，已锁定"

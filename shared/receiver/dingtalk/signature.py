@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import re
+from typing import Sequence, Tuple
 
 from shared.common.errors import SignatureError
 
@@ -35,7 +36,15 @@ def signature_id(timestamp: str, sign: str) -> str:
 def verify_signature(app_secret: str, timestamp: str | None, sign: str | None, *, now_ms: int,
                      window_seconds: int) -> None:
     """Raise ``SignatureError`` unless ``sign`` is DingTalk's and ``timestamp`` is fresh."""
-    if not app_secret:
+    signing_robot((("", app_secret),), timestamp, sign, now_ms=now_ms, window_seconds=window_seconds)
+
+
+def signing_robot(robots: Sequence[Tuple[str, str]], timestamp: str | None, sign: str | None, *, now_ms: int,
+                  window_seconds: int) -> str:
+    """The name of the robot whose app secret signed the request (``robots``: ``(name, secret)`` pairs), or
+    ``SignatureError``. Every secret is tried, each compared in constant time, so neither a match nor its place
+    in the list shows in the time the check takes."""
+    if not any(secret for _, secret in robots):
         raise SignatureError("no app secret configured")
     if not timestamp or not sign:
         raise SignatureError("missing timestamp or sign header")
@@ -45,6 +54,9 @@ def verify_signature(app_secret: str, timestamp: str | None, sign: str | None, *
         raise SignatureError("sign is not base64")
     if abs(now_ms - int(timestamp)) > window_seconds * 1000:
         raise SignatureError("timestamp outside the allowed window")
-    expected = compute_sign(app_secret, timestamp)
-    if not hmac.compare_digest(expected.encode("ascii"), sign.strip().encode("ascii")):
+    given = sign.strip().encode("ascii")
+    matches = [name for name, secret in robots
+               if hmac.compare_digest(compute_sign(secret, timestamp).encode("ascii"), given) and secret]
+    if not matches:
         raise SignatureError("signature mismatch")
+    return matches[0]

@@ -42,6 +42,7 @@ class HttpRequest:
     body: bytes
     context: Any = None
     declared_length: Optional[int] = None
+    path: str = "/"
 
 
 @dataclass
@@ -90,7 +91,7 @@ def _read_wsgi_body(environ: Mapping[str, Any], limit: int) -> Tuple[bytes, Opti
 def serve_wsgi(core: Core, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     body, declared = _read_wsgi_body(environ, READ_CAP)
     request = HttpRequest(str(environ.get("REQUEST_METHOD", "POST")).upper(), _wsgi_headers(environ), body,
-                          environ.get("fc.context"), declared)
+                          environ.get("fc.context"), declared, str(environ.get("PATH_INFO") or "/"))
     response = _guarded(core, request)
     encoded = response.body.encode("utf-8")
     status = f"{response.status} {REASONS.get(response.status, '')}".strip()
@@ -123,7 +124,7 @@ def request_from_event(event: bytes | str | Mapping[str, Any], context: Any) -> 
         raise MalformedRequest("FC event body is not valid base64") from None
     http = _mapping(_mapping(event.get("requestContext")).get("http"))
     return HttpRequest(str(http.get("method") or "POST").upper(), Headers(_mapping(event.get("headers"))), body,
-                       context, len(body))
+                       context, len(body), str(event.get("rawPath") or http.get("path") or "/"))
 
 
 def serve_event(core: Core, event: bytes | str | Mapping[str, Any], context: Any) -> Dict[str, Any]:

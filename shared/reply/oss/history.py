@@ -212,10 +212,15 @@ def _session_of(record: Dict[str, Any]) -> Optional[Session]:
     return Session(kept["brain"], kept["id"], at if isinstance(at, int) else 0)
 
 
-def conversation_key(conversation_id: str, sender: Optional[str], per_sender: bool) -> str:
+def conversation_key(conversation_id: str, sender: Optional[str], per_sender: bool, robot: str = "") -> str:
     """Group history is shared by default; ``HISTORY_SCOPE=sender`` gives each member their own. The
     parts are encoded as a JSON array, so no two (conversation, sender) pairs make the same key whatever
-    characters the ids hold."""
+    characters the ids hold. Each of ``BOTS`` keeps its own history, claims and settings in a group (a
+    longer array, which no key of the deployment's own robot can be); the deployment's own robot keeps the
+    keys it always had."""
+    if robot:
+        return json.dumps(["robot", robot, conversation_id, *([sender] if per_sender and sender else [])],
+                          ensure_ascii=False, separators=(",", ":"))
     if per_sender and sender:
         return json.dumps([conversation_id, sender], ensure_ascii=False, separators=(",", ":"))
     return conversation_id
