@@ -19,11 +19,10 @@ empty chat.
 
 from __future__ import annotations
 
-import datetime as dt
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, List, Optional
 
 from shared.common import log
 from shared.common.errors import WebhookError
@@ -41,15 +40,15 @@ from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
 from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
-from shared.reply.events import PICTURE, Event
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.signatures import DETACHED, REPLAYED
 from shared.reply.oss.storage import Storage
 from shared.reply.outcomes import Outcome
-from shared.reply.provenance import Provenance, of_texts
+from shared.reply.provenance import Provenance
 from shared.reply.question import MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
 from shared.reply.summary import Summary
+from shared.reply.timezone import now_line
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
@@ -338,46 +337,19 @@ class Replier:
         return None
 
     def _think(self, handling: Handling) -> Answer:
-        """The brain's events, into the card or as the whole answer, consumed once."""
-        from shared.reply.dingtalk.safe_markdown import AnswerGuard
-        from shared.reply.streaming import answer_from_events, stream_into_cards
+        """The brain's answer (``thinking.py``), into the card or as the whole answer."""
+        from shared.reply.thinking import think
 
-        brain, cards, question = self._brain(handling), handling.cards, handling.question
+        question = handling.question
         assert question is not None
-        conversation, display = handling.conversation, handling.config.delivery
         persona = handling.force.persona if handling.force is not None else self.config.conversation.persona
-        ask = Ask(question, conversation, handling.address, self._now(), Provenance(), persona, handling.knowledge,
-                  handling.message.createAt)
-        # What the answer may let out is judged against what the bot read (provenance.py): first, the prompt.
-        ask = ask._replace(provenance=of_texts(ask.prompt().texts()))
-        pictures: List[str] = []
-        guard = AnswerGuard(ask.provenance, lambda: pictures, display.answer_image_hosts)
-
-        def events() -> Iterator[Event]:
-            handling.thought = True
-            for event in brain.run(ask, streamed=cards is not None):
-                if event.kind == PICTURE:
-                    pictures.append(event.text)
-                yield event
-
-        if cards is not None:
-            answer = stream_into_cards(cards, events(), display.show_reasoning, self._card_error, handling.notes, guard)
-        else:
-            answer = answer_from_events(events(), display.show_reasoning, handling.notes, guard)
-        if answer.outcome != Outcome.ANSWERED:
-            return answer
-        answer = answer._replace(asked=question.for_history, note=brain.report.note)
-        if pictures:
-            shown = "\n\n".join(f"![图片]({url})" for url in pictures)
-            # After the cards, the pictures follow as a message of their own.
-            answer = answer._replace(to_post=f"{answer.posting}\n\n{shown}" if answer.posting else shown,
-                                     note=(answer.note + " [图片]").strip())
-        return answer
+        ask = Ask(question, handling.conversation, handling.address, self._now(), Provenance(), persona,
+                  handling.knowledge, handling.message.createAt)
+        return think(self._brain(handling), ask, handling.config.delivery, cards=handling.cards, notes=handling.notes,
+                     on_card_error=self._card_error, started=lambda: setattr(handling, "thought", True))
 
     def _now(self) -> str:
-        """The date and time where the team is, so "今天"/"明天" need no tool."""
-        now = dt.datetime.now(self.storage.calendar.zone)
-        return f"当前时间：{now:%Y-%m-%d %H:%M} 星期{'一二三四五六日'[now.weekday()]}（{self.config.timezone}）"
+        return now_line(self.storage.calendar.zone, self.config.timezone)
 
     def _resets(self) -> str:
         return f"{self.storage.calendar.next_midnight():%m 月 %d 日 %H:%M}（{self.config.timezone}）"

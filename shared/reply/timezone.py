@@ -68,3 +68,9 @@ def zone_of(name: str) -> dt.tzinfo:
         if name in CHINA:
             return dt.timezone(dt.timedelta(hours=8), name)
         return dt.timezone.utc
+
+
+def now_line(zone: dt.tzinfo, name: str, now: Optional[dt.datetime] = None) -> str:
+    """The date and time where the team is, for the prompt, so "今天"/"明天" need no tool."""
+    now = (now or dt.datetime.now(zone)).astimezone(zone)
+    return f"当前时间：{now:%Y-%m-%d %H:%M} 星期{'一二三四五六日'[now.weekday()]}（{name}）"
