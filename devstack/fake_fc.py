@@ -143,11 +143,15 @@ class FakeFC(LoopbackServer):
             request_id = str(uuid.uuid4())
             self.invocations.append({"api": api, "task_id": task_id, "request_id": request_id,
                                      "payload": json.loads(payload)})
+        self.run(request_id, payload)
+        return 202, request_id
+
+    def run(self, request_id: str, payload: bytes) -> None:
+        """Hand ``payload`` to the function as FC does, with the function's role credentials in its context."""
         creds = self.credentials
         self.pool.submit(request_id, payload, {"access_key_id": creds.access_key_id,
                                                "access_key_secret": creds.access_key_secret,
                                                "security_token": creds.security_token})
-        return 202, request_id
 
 
 def _fc2_signature_ok(handler: JsonHandler, credentials: Credentials) -> bool:

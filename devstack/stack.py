@@ -8,6 +8,7 @@ model when an API key is configured).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -100,7 +101,9 @@ class LocalStack:
     def reply_environment(self) -> Dict[str, str]:
         s = self.settings
         env = {"OSS_MOUNT_POINT": str(self.oss_dir), "HISTORY_LENGTH": str(s.history_length),
-               "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "TIMEOUT": "30", "VERBOSE": "20"}
+               "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1", "TIMEOUT": "30", "VERBOSE": "20",
+               # Locally \定时 每分钟 shows a scheduled message within a minute.
+               "SCHEDULE_MIN_INTERVAL_MINUTES": "1"}
         if s.real_model:
             env.update(s.real_model.env)
         else:
@@ -219,6 +222,19 @@ class LocalStack:
             outcome = _outcome(self.pool.wait(request_id, timeout=wait) or {})
         return Exchange(response.status_code, body, outcome, self.sink.for_session(body["sessionWebhook"]),
                         self.sink.cards_for_message(body))
+
+    def tick(self, at: Optional[dt.datetime] = None, *, wait: float = 60.0) -> Dict[str, Any]:
+        """What FC's timer trigger does every minute: invoke the reply function with a timer event for ``at``
+        (now by default), and wait for it."""
+        fired = (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        event = {"triggerTime": fired.strftime("%Y-%m-%dT%H:%M:%SZ"), "triggerName": "schedule", "payload": ""}
+        request_id = f"tick-{uuid.uuid4().hex}"
+        self.fc.run(request_id, json.dumps(event).encode())
+        result = self.pool.wait(request_id, timeout=wait) or {}
+        try:
+            return json.loads(result.get("result") or "{}")
+        except ValueError:
+            return {"error": result.get("error") or result.get("result")}
 
     def _request_id_for(self, webhook: str) -> Optional[str]:
         """The invocation carrying this callback (each callback has its own session webhook)."""

@@ -32,7 +32,7 @@ HELP = """你现在是一位钉钉用户，输入的每一行都是发给机器�
   /bot [名字]         换一个机器人说话（同一个部署里的另一个机器人，有自己的人设和上下文）；不写名字回到默认机器人
   /image 路径 [文字]  发一张图片（带文字时是图文消息，图片在文字后面）
   /file 路径          发一个文件（钉钉只允许在单聊里给机器人发文件，所以会切换到单聊）
-  /local              再显示这段说明
+  /local              再显示这段说明（群管理员可以用 \\定时 每分钟 提醒：… 看机器人每分钟主动发一条消息）
   /quit               退出（Ctrl-D 也可以）
 机器人自己的指令，如 \\clear、/clear、\\help，会发给机器人。
 离线演示模型的触发词：「长文」出长回答（演示拆分和多张卡片）、「代码」出代码和列表、「刚才」复述上一句；
@@ -172,16 +172,34 @@ class Chat:
             time.sleep(0.05)
 
 
+def keep_time(chat: Chat, stop: threading.Event) -> None:
+    """FC's timer trigger, locally: a tick at the start of every minute (\\定时), and what the bot posts unasked
+    printed as it arrives."""
+    seen = 0
+    while not stop.wait(60.5 - time.time() % 60):
+        with contextlib.suppress(requests.RequestException, OSError):
+            chat.stack.tick()
+        posted = chat.stack.sink.robot_messages[seen:]
+        seen += len(posted)
+        for message in posted:
+            param = message["msgParam"]
+            text = param.get("text") or param.get("content") or ""
+            where = "单聊" if isinstance(message["to"], list) else f"群 {message['to']}"
+            print(f"\n🤖 （定时消息，{where}）" + text.replace("\n", "\n   ") + "\n" + chat.prompt, end="", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     stack = launch(parser.parse_args())
     if stack is None:
         return 1
+    stop = threading.Event()
     try:
         print(describe(stack))
         print("\n" + HELP + "\n")
         chat = Chat(stack)
+        threading.Thread(target=keep_time, args=(chat, stop), daemon=True).start()
         while True:
             try:
                 line = input(chat.prompt).strip()
@@ -198,6 +216,7 @@ def main() -> int:
             except KeyboardInterrupt:
                 print("\n  （不再等这条回答了；在提示符处再按 Ctrl-C、输入 /quit 或按 Ctrl-D 退出）")
     finally:
+        stop.set()
         stack.stop()
         print("已停止。")
     return 0

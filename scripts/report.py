@@ -30,7 +30,7 @@ from shared.reply.timezone import DEFAULT_TIMEZONE
 
 ROOT = Path(__file__).resolve().parent.parent
 MONTHLY_API_QUOTA = 5000
-OUTCOME_NAMES = {"answered": "已回答", "failed": "失败", "refused": "拒绝", "command": "指令"}
+OUTCOME_NAMES = {"answered": "已回答", "failed": "失败", "refused": "拒绝", "command": "指令", "scheduled": "定时消息"}
 CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei")
 
 

@@ -140,3 +140,11 @@ def test_every_function_variable_takes_the_dotenv_name_the_local_tools_read():
             if source:
                 renamed = REPLY_RENAMES.get(source.group(1)) if resource == "reply" else None
                 assert variable in (source.group(1), renamed), (resource, variable, source.group(1))
+
+
+def test_the_reply_function_ticks_every_minute_and_never_answers_hours_late(rendered):
+    reply = rendered["resources"]["reply"]["props"]
+    [timer] = reply["triggers"]
+    assert timer["triggerType"] == "timer" and timer["triggerConfig"]["enable"] is True
+    assert timer["triggerConfig"]["cronExpression"] == "0 * * * * *"
+    assert reply["asyncInvokeConfig"]["maxAsyncEventAgeInSeconds"] <= 600

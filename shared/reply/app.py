@@ -6,6 +6,7 @@ the chat would answer twice, so every failure is handled here and reported to th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from typing import Any, Mapping, Optional
@@ -36,10 +37,28 @@ def _tell(sender: WebhookSender, message: IncomingMessage, text: str) -> None:
         logger.error("could not tell the user: %s", exc)
 
 
+def _timer(event: bytes | str) -> Optional[dt.datetime]:
+    """When FC's timer trigger fired, for its event (``{"triggerTime", "triggerName", "payload"}``); else None."""
+    if b'"triggerName"' not in (event.encode() if isinstance(event, str) else event)[:4096]:
+        return None
+    from shared.reply.ticker import timer_time
+
+    try:
+        return timer_time(json.loads(event))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
 def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, str]] = None) -> str:
     """FC event entry: never raises, so FC has nothing to retry into a second answer."""
     env = os.environ if env is None else env
     request_id = getattr(context, "request_id", None)
+    fired = _timer(event)
+    if fired is not None:
+        from shared.reply.ticker import handle_tick
+
+        with log.bound(fn="reply", request_id=request_id):
+            return json.dumps(handle_tick(fired, env, context))
     try:
         message = IncomingMessage.from_payload(event)
     except MalformedRequest as exc:

@@ -25,6 +25,7 @@ from shared.reply.timezone import zone_of
 PREFIXES = ("\\", "/")
 COMMAND_ECHO_CHARS = 40
 SETTINGS_COMMANDS = ("设置", "settings")
+SCHEDULE_COMMANDS = ("定时", "schedule")
 
 
 class Command(NamedTuple):
@@ -86,6 +87,13 @@ class Commands:
                         Outcome.PERSONA_PLATFORM)
         if command.name == "system":
             return self._persona(command.argument, key, message, conversation)
+        if command.name in SCHEDULE_COMMANDS:
+            from shared.reply.address import ChatAddress
+            from shared.reply.schedule_command import ScheduleCommand
+
+            return ScheduleCommand(self.config, self.storage, has_app=self.current.app is not None,
+                                   clock=lambda: dt.datetime.now(self.storage.calendar.zone)).run(
+                command.argument, message, ChatAddress.of(message))
         if command.name in SETTINGS_COMMANDS:
             from shared.reply.settings_command import SettingsCommand
 

@@ -47,6 +47,12 @@ class Outcome(str, Enum):
     SETTING_SET = ("setting-set", kinds.COMMAND)
     SETTINGS_RESET = ("settings-reset", kinds.COMMAND)
     SETTING_REFUSED = ("setting-refused", kinds.COMMAND)
+    SCHEDULES_SHOWN = ("schedules-shown", kinds.COMMAND)
+    SCHEDULE_ADDED = ("schedule-added", kinds.COMMAND)
+    SCHEDULE_DELETED = ("schedule-deleted", kinds.COMMAND)
+    SCHEDULE_REFUSED = ("schedule-refused", kinds.COMMAND)
+    # A scheduled message (ticker.py), whatever it said: counted against the conversation's daily tokens.
+    SCHEDULED = ("scheduled", kinds.SCHEDULED)
     # Refusals: not allowed, over the quota, not an admin.
     REFUSED = ("refused", kinds.REFUSED)
     QUOTA = ("quota", kinds.REFUSED)

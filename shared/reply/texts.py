@@ -10,6 +10,7 @@ HELP = (
     "\\kb 查看知识库里收录的文档\n"
     "\\tools 查看机器人能用的工具（读链接、联网搜索）\n"
     "\\设置 查看本会话的模型、人设、知识库、工具等设置；\\设置 <项> <值> 修改一项（群里仅管理员可改）\n"
+    "\\定时 查看本会话的定时消息；\\定时 每天 09:00 <内容> 添加；\\定时 删除 <编号>（群里仅管理员可改）\n"
     "直接输入问题即可与机器人对话。"
 )
 CLEARED = "已清空本会话的上下文。"
@@ -117,3 +118,20 @@ KNOWLEDGE_NAME = "知识库请写知识库目录里的一个子目录名，或�
 KNOWLEDGE_MISSING = "知识库目录里没有「{name}」；可选的子目录：{folders}。"
 TOOLS_NOT_OFFERED = "这个部署没有开放任何工具。"
 TOOLS_CHOICES = "工具只能从这些里选：{tools}（或写「全部」「关」）。"
+# Scheduled messages (\定时, schedule_command.py, ticker.py).
+SCHEDULES = "本会话的定时消息（时间按 {tz}）：\n{items}\n删除一条：\\定时 删除 编号"
+SCHEDULE_LINE = "{number}. {when} {what}（下次：{next}；{nick}设置）"
+SCHEDULES_NONE = ("本会话还没有定时消息。例如：\\定时 每天 09:00 总结今天的科技新闻；\\定时 每周五 17:00 提醒：写周报"
+                  "（以「提醒：」开头的内容原样发出，其他内容到时由机器人回答后发出）。")
+SCHEDULE_ADDED = "已添加定时消息 {number}：{when} {what}。下次：{next}（{tz}）。"
+SCHEDULE_GROUP_NOTE = "\n群里的定时消息不能 @ 人；只想提醒自己，请在和机器人的单聊里设置。"
+SCHEDULE_DELETED = "已删除定时消息 {number}：{when} {what}"
+SCHEDULE_NO_SUCH = "没有编号为 {number} 的定时消息；发 \\定时 查看编号。"
+SCHEDULE_ADMIN_ONLY = "只有群管理员可以设置或删除本群的定时消息。"
+SCHEDULE_NEEDS_APP = "定时消息要通过机器人 OpenAPI 发出，需要管理员配置 DINGTALK_APP_KEY 和 DINGTALK_APP_SECRET。"
+SCHEDULE_NEEDS_STAFF = "钉钉没有给出你的员工 ID（外部联系人），机器人没法在单聊里主动给你发消息。"
+SCHEDULE_NEEDS_TEXT = "请写上到时要发的内容，例如：\\定时 {when} 总结今天的科技新闻"
+SCHEDULE_TOO_OFTEN = "定时消息最多每 {minutes} 分钟一次（SCHEDULE_MIN_INTERVAL_MINUTES）。"
+SCHEDULE_NEVER = "这个时间以后不会再到来，换一个吧。"
+SCHEDULE_OVER_QUOTA = "本会话今天的 token 配额已用完，定时消息「{what}」这次没有发送。"
+SCHEDULE_REMINDER = "⏰ {text}"

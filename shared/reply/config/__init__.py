@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple, Optional, Tuple
 from shared.common.settings import EnvReader, load_once
 from shared.reply import timezone
 from shared.reply.config.brain import BrainSettings
-from shared.reply.config.chat import AccessSettings, ConversationSettings, MediaSettings
+from shared.reply.config.chat import AccessSettings, ConversationSettings, MediaSettings, ScheduleSettings
 from shared.reply.config.dingtalk import (
     BUILTIN_CARD_TEMPLATE,
     CardSettings,
@@ -47,7 +47,7 @@ VARIABLES = (
     "TOOLS", "MAX_TOOL_ROUNDS", "TOOL_ALLOW_HOSTS", "SEARCH_PROVIDER", "SEARCH_API_KEY", "SEARCH_ENDPOINT",
     "MCP_SERVERS", "IMAGE_MODEL", "IMAGE_ENDPOINT", "ANSWER_IMAGE_HOSTS", "BRAIN", "BAILIAN_APP_ID",
     "DASHSCOPE_API_KEY", "DASHSCOPE_ENDPOINT", "BAILIAN_BIZ_PARAMS", "DIFY_ENDPOINT", "DIFY_API_KEY",
-    "ALLOWED_MODELS", "MAX_HISTORY_LENGTH", "BOTS",
+    "ALLOWED_MODELS", "MAX_HISTORY_LENGTH", "BOTS", "SCHEDULE_GRACE_MINUTES", "SCHEDULE_MIN_INTERVAL_MINUTES",
 )
 
 
@@ -68,6 +68,7 @@ class ReplyConfig(NamedTuple):
     quotas: Quotas
     timezone: str
     log_level: int
+    schedules: ScheduleSettings = ScheduleSettings(30, 60)
     brains: Tuple[BrainSettings, ...] = ()  # what a conversation may choose (``BrainSettings.choices``)
 
     @property
@@ -99,6 +100,7 @@ class ReplyConfig(NamedTuple):
             quotas=Quotas.read(read),
             timezone=_timezone(read),
             log_level=read.log_level(),
+            schedules=ScheduleSettings.read(read),
             brains=brain.choices(read, bool(model.api_key)),
         ))
 

@@ -51,3 +51,16 @@ class MediaSettings(NamedTuple):
         return cls(read.number("MAX_FILE_MB", 10, int, 1, 20) * 1024 * 1024,
                    read.number("MAX_MESSAGE_MEDIA_MB", 20, int, 1, 40) * 1024 * 1024,
                    read.number("FILE_TEXT_CHARS", 20000, int, 1000, 500_000))
+
+
+class ScheduleSettings(NamedTuple):
+    """Scheduled messages (``\\定时``): a due time missed by more than ``grace_minutes`` is skipped, never sent
+    late; no schedule may run more often than every ``min_interval_minutes``."""
+
+    grace_minutes: int
+    min_interval_minutes: int
+
+    @classmethod
+    def read(cls, read: EnvReader) -> "ScheduleSettings":
+        return cls(read.number("SCHEDULE_GRACE_MINUTES", 30, int, 1, 1440),
+                   read.number("SCHEDULE_MIN_INTERVAL_MINUTES", 60, int, 1, 10080))

@@ -21,6 +21,7 @@ from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, Session, digest
 from shared.reply.oss.operator import OperatorSettings
 from shared.reply.oss.quota import QuotaMemo
+from shared.reply.oss.schedules import ScheduleBook
 from shared.reply.oss.signatures import FIRST, Signatures, identity
 from shared.reply.oss.usage import Calendar, Entry, UsageBook
 from shared.reply.timezone import DEFAULT_TIMEZONE
@@ -64,7 +65,8 @@ def api_claims_problem(blobs: ApiBlobs) -> str:
 class Storage:
     def __init__(self, history: Optional[HistoryStore], claims: Optional[Claims], *,
                  quota: Optional[QuotaMemo] = None, usage: Optional[UsageBook] = None,
-                 operator: Optional[OperatorSettings] = None, unavailable: str = "",
+                 operator: Optional[OperatorSettings] = None, schedules: Optional[ScheduleBook] = None,
+                 unavailable: str = "",
                  calendar: Optional[Calendar] = None, clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
@@ -74,6 +76,7 @@ class Storage:
             if claims is not None else None
         self.quota = quota
         self.operator = operator
+        self.schedules = schedules
         self.unavailable = unavailable
         self.clock = clock
 
@@ -91,7 +94,8 @@ class Storage:
         api = cls._api_blobs(settings, credentials, region)
         claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)
         return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs),
-                   usage=UsageBook(blobs, Calendar(timezone)), operator=OperatorSettings(blobs))
+                   usage=UsageBook(blobs, Calendar(timezone)), operator=OperatorSettings(blobs),
+                   schedules=ScheduleBook(blobs, claims.blobs))
 
     @staticmethod
     def _api_blobs(settings: StorageSettings, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
@@ -187,6 +191,10 @@ class Storage:
         """Take back a command's records when its confirmation reached nobody."""
         for name in names:
             self._attempt("take back a command", "it stays in effect", partial(self.history.remove, name), None)
+
+    def attempt(self, what: str, cost: str, call: Callable[[], T]) -> Optional[T]:
+        """``call``'s result, or None when the storage failed (the log says ``what`` and what it ``cost``)."""
+        return self._attempt(what, cost, call, None)
 
     def operator_settings(self, conversation_id: str) -> Dict[str, Any]:
         """What the operator's files on the bucket set for this conversation (``oss/operator.py``); ``{}`` when

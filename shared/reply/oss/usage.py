@@ -27,8 +27,8 @@ from shared.reply.timezone import zone_of
 
 FOLDER = "usage/"
 DAYS = FOLDER + "days/"
-ANSWERED, FAILED, REFUSED, COMMAND = "a", "f", "r", "c"
-OUTCOMES = {ANSWERED: "answered", FAILED: "failed", REFUSED: "refused", COMMAND: "command"}
+ANSWERED, FAILED, REFUSED, COMMAND, SCHEDULED = "a", "f", "r", "c", "s"
+OUTCOMES = {ANSWERED: "answered", FAILED: "failed", REFUSED: "refused", COMMAND: "command", SCHEDULED: "scheduled"}
 
 
 def short(identifier: str) -> str:
