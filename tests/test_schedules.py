@@ -217,3 +217,18 @@ def test_times_are_read_in_tz_whatever_the_zone():
     assert when.next_after(dt.datetime(2026, 12, 6, 0, 0, tzinfo=utc)) == dt.datetime(2026, 12, 6, 9, 0, tzinfo=utc)
     shanghai_nine = when.next_after(dt.datetime(2026, 12, 6, 0, 0, tzinfo=utc).astimezone(SHANGHAI))
     assert shanghai_nine.utcoffset() == dt.timedelta(hours=8) and shanghai_nine.hour == 9
+
+
+def test_a_scheduled_prompt_searches_and_the_tick_keeps_the_knowledge_index_fresh(tmp_path):
+    index = tmp_path / "oss" / "dingbot" / "knowledge" / ".index" / "index.json"
+    with LocalStack(StackSettings(state_dir=tmp_path, sample_knowledge=True)) as stack:
+        stack.send("\\定时 每分钟 提醒：喝水", conversation_id="cid-news", is_admin=True)
+        assert not index.exists()
+        stack.tick()
+        assert index.exists()  # built on the tick: the next question does not wait for it
+        stack.send("\\定时 删除 1", conversation_id="cid-news", is_admin=True)
+        stack.send("\\定时 每分钟 搜索 今天的新闻", conversation_id="cid-news", is_admin=True)
+        assert stack.tick(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1))["sent"] == 1
+    searched = stack.sink.robot_messages[-1]["msgParam"]
+    assert "根据工具的结果" in (searched.get("text") or searched.get("content"))
+    assert stack.search.requests  # the search service was asked
