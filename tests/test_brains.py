@@ -20,9 +20,9 @@ from devstack.fake_llm import PICTURE
 from shared.common.errors import ConfigError
 from shared.receiver.dingtalk.callback import parse_callback
 from shared.reply import texts
-from shared.reply.brains.sse import events
 from shared.reply.config import ReplyConfig
 from shared.reply.dingtalk.webhook import ATTEMPTS
+from shared.reply.sse import events
 
 
 @pytest.fixture

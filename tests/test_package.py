@@ -24,11 +24,7 @@ import package  # noqa: E402
 
 PYTHON310 = package.find_python310()
 # Imported only when someone sends a file, when the bot reads a link, or (oss2) when OSS_BUCKET is set.
-LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean", "cssselect",
-        # the MCP SDK and what only it needs, imported only when MCP_SERVERS is set
-        "mcp", "mcp_types", "attr", "attrs", "click", "cryptography", "cffi", "pycparser", "jsonschema",
-        "jsonschema_specifications", "referencing", "rpds", "jwt", "multipart", "python_multipart", "opentelemetry",
-        "sse_starlette", "starlette", "uvicorn"}
+LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean", "cssselect"}
 # The link reader's readability needs chardet, which the runtime's requests would import at start-up if it
 # could find it: the package keeps it in on_demand/, off sys.path until a link is read.
 ON_DEMAND = {"chardet"}
@@ -92,6 +88,15 @@ def test_receiver_zip_carries_no_third_party_package_and_stays_under_one_mib(bui
     archive = zipfile.ZipFile(dist / "dingtalk_conversation.zip")
     assert {name.split("/")[0] for name in archive.namelist()} <= {"index.py", "shared", "__pycache__"}
     assert (dist / "dingtalk_conversation.zip").stat().st_size < 1024 * 1024
+
+
+def test_reply_zip_carries_no_mcp_sdk_and_stays_under_18_mib(built):
+    """The MCP client is our own (tools/mcp.py): the SDK and its web-server kin (about 8 MB) stay out."""
+    dist, _ = built
+    archive = zipfile.ZipFile(dist / "dingtalk_chatgpt_reply.zip")
+    tops = {name.split("/")[0] for name in archive.namelist()}
+    assert not tops & {"mcp", "mcp_types", "starlette", "uvicorn", "cryptography", "opentelemetry"}
+    assert (dist / "dingtalk_chatgpt_reply.zip").stat().st_size < 18 * 1024 * 1024
 
 
 def test_every_bundled_distribution_is_pinned_by_the_lock(built):

@@ -274,6 +274,49 @@ def test_an_mcp_server_that_is_down_costs_its_tools_not_the_answer(reply, reply_
     assert "MCP server down is not available" in caplog.text
 
 
+def test_the_mcp_client_reads_what_the_official_client_reads(mcp_server):
+    """The client of our own against the SDK's server, beside the SDK's own client: the same tools, the same
+    answer, and the session held and closed as the specification says."""
+    import anyio
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    from shared.reply.tools.mcp import Server, Session
+    url, seen, _ = mcp_server
+    with Session(Server("orders", url), 8) as session:
+        ours = session.tools()
+        called = session.request("tools/call", {"name": "lookup_order", "arguments": {"order_id": "A-7"}})
+    ours_seen = list(seen)
+
+    async def official():
+        async with httpx2.AsyncClient() as http, streamable_http_client(url, http_client=http) as streams, \
+                ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            return await session.list_tools(), await session.call_tool("lookup_order", {"order_id": "A-7"})
+
+    listed, result = anyio.run(official)
+    assert [(t["name"], t["description"], t["inputSchema"]) for t in ours] == \
+        [(t.name, t.description, t.input_schema) for t in listed.tools]
+    assert [part["text"] for part in called["content"]] == [part.text for part in result.content]
+    assert not called.get("isError") and not result.is_error
+    session_ids = {h.get("mcp-session-id") for h in ours_seen[1:]}
+    assert len(session_ids) == 1 and None not in session_ids  # every request after initialize, one session
+    assert all(h.get("mcp-protocol-version") for h in ours_seen[1:])
+
+
+def test_an_mcp_tool_error_and_an_unknown_tool_are_tool_failures(mcp_server):
+    from shared.reply.tools.base import ToolError
+    from shared.reply.tools.mcp import McpTool, Server
+    url, _, _ = mcp_server
+    missing = McpTool(Server("orders", url), {"name": "no_such_tool"})
+    with pytest.raises(ToolError):
+        missing.run({}, 8)
+    refused = McpTool(Server("orders", url, (("Authorization", "x"),)), {"name": "lookup_order"})
+    with pytest.raises(ToolError):
+        refused.run({"order_id": 5}, 8)  # not a string: the server's validation refuses it
+
+
 def test_mcp_tool_names_fit_openais_function_name_pattern():
     import re
 

@@ -21,7 +21,7 @@ import urllib3
 from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
-from shared.reply.brains.sse import ServerEvent, events
+from shared.reply.sse import ServerEvent, events
 
 logger = log.get("platform")
 CONNECT_SECONDS = 10.0
