@@ -162,3 +162,21 @@ def test_make_kb_indexes_a_folder_and_prints_what_it_did(tmp_path, capsys):
     assert "新增  员工手册.md" in out and "2 份文档" in out
     assert make_kb.main(["--oss-dir", str(tmp_path), "--offline", "--env-file", str(tmp_path / "no.env")]) == 0
     assert "没有变化：2 份文档" in capsys.readouterr().out
+
+
+def test_a_name_the_question_shares_with_a_document_finds_it_below_the_floor(reply, kb_env, use_env, llm, sink,
+                                                                              kb):
+    (kb / "项目.md").write_text("# 项目\n\n星河计划自 11 月起由王芳负责，之前是李雷。\n", "utf-8")
+    use_env({**kb_env, "KB_MIN_SCORE": "0.99"})
+    _, answer = ask(reply, sink, "星河计划现在由谁负责？")
+    assert "项目.md" in answer.splitlines()[-1]
+    _, answer = ask(reply, sink, "今天天气怎么样")
+    assert "来源：" not in answer
+
+
+def test_a_phrase_most_chunks_share_is_not_a_name():
+    from shared.reply.knowledge.retrieve import named, names_in
+    bodies = [f"公司制度第{i}条：员工手册适用于全体员工。" for i in range(40)] + ["星河计划由王芳负责。"]
+    names = names_in("星河计划是谁负责，员工手册怎么说")
+    assert names == ["星河计", "河计划", "星河计划", "员工手", "工手册", "员工手册"]
+    assert named(bodies, names) == {40}

@@ -15,6 +15,7 @@ codes and names the embedding blurs are still found; see ``retrieve.py``.
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,11 @@ class Index:
     files: Dict[str, Dict] = field(default_factory=dict)
     built_at: int = 0
     model: str = ""
+
+    @functools.cached_property
+    def bodies(self) -> List[str]:
+        """Each chunk's heading and text, lower-cased, for keyword matching: made once per index, not per question."""
+        return [f"{c.heading}\n{c.text}".lower() for c in self.chunks]
 
     def file_chunks(self, source: str) -> List[Tuple[Chunk, array.array]]:
         return [(c, v) for c, v in zip(self.chunks, self.vectors) if c.source == source]

@@ -2,9 +2,11 @@
 
 With a knowledge folder on the mount, each question is embedded and the ``KB_TOP_K`` best chunks go
 into the prompt: similarity of unit vectors, combined with keyword matching so a product code or a
-name the embedding blurs is found too. Below ``KB_MIN_SCORE`` nothing is added (unless a code in the
-question appears word for word). The answer then lists the sources the bot gave the model; the
-model is not relied on to cite. With no folder, nothing changes and nothing is called.
+name the embedding blurs is found too. Below ``KB_MIN_SCORE`` nothing is added, unless the question and
+the chunk share a code (``DB-200``) or a Chinese name (``星河计划``) word for word: three or more Chinese
+characters of the question, between its function words (的、是、谁、怎么…), that few chunks contain.
+The answer then lists the sources the bot gave the model; the model is not relied on to cite. With no
+folder, nothing changes and nothing is called.
 
 An instance loads the index once and looks at the folder again at most every ``CHECK_SECONDS``; a
 changed document is embedded again then, within ``KB_REFRESH_SECONDS`` (what is left waits for the
@@ -32,6 +34,12 @@ CHECK_SECONDS = 60.0
 VECTOR_WEIGHT = 0.75
 ASCII_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]+")
 CJK = re.compile(r"[\u4e00-\u9fff]+")
+# Characters that join or ask, which names rarely hold: a name is looked for between them.
+FUNCTION_CHARS = re.compile("[" + "的了是吗呢吧啊谁什么怎么样多少哪几在有和与及或由把被给对为从到向"
+                            "也都就还又这那个们我你他她它请问能会要该想" + "]+")
+NAME_LENGTHS = range(3, 9)
+# A "name" that many chunks contain is a common phrase of this folder, not a name.
+NAME_SHARE, NAME_MIN_CHUNKS = 0.1, 3
 
 logger = log.get("knowledge")
 
@@ -71,14 +79,33 @@ def terms_of(text: str) -> Tuple[List[str], List[str]]:
     return words + pairs, codes
 
 
+def names_in(question: str) -> List[str]:
+    """The runs of three to eight Chinese characters of the question that hold no function character."""
+    parts = [part for run in CJK.findall(question) for part in FUNCTION_CHARS.split(run) if len(part) >= 3]
+    return list(dict.fromkeys(part[i:i + n] for part in parts for n in NAME_LENGTHS for i in range(len(part) - n + 1)))
+
+
+def named(bodies: List[str], names: List[str]) -> set:
+    """The chunks that share a name with the question, among the names few chunks contain."""
+    holders: Dict[str, List[int]] = {name: [] for name in names}
+    for number, body in enumerate(bodies):
+        for name in names:
+            if name in body:
+                holders[name].append(number)
+    limit = max(NAME_MIN_CHUNKS, int(len(bodies) * NAME_SHARE))
+    return {number for chunks in holders.values() if len(chunks) <= limit for number in chunks}
+
+
 def rank(index: Index, vector: List[float], question: str, top_k: int, floor: float) -> List[Chunk]:
     terms, codes = terms_of(question)
+    bodies = index.bodies
+    sharing = named(bodies, names_in(question))
     scored = []
-    for chunk, chunk_vector in zip(index.chunks, index.vectors):
+    for number, (chunk, chunk_vector) in enumerate(zip(index.chunks, index.vectors)):
         similarity = sum(map(operator.mul, vector, chunk_vector))
-        body = f"{chunk.heading}\n{chunk.text}".lower()
+        body = bodies[number]
         keywords = sum(1 for term in terms if term in body) / len(terms) if terms else 0.0
-        if similarity >= floor or any(code in body for code in codes):
+        if similarity >= floor or number in sharing or any(code in body for code in codes):
             scored.append((VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * keywords, chunk))
     scored.sort(key=lambda pair: pair[0], reverse=True)
     return [chunk for _, chunk in scored[:top_k]]
