@@ -1,6 +1,5 @@
 """A captured timestamp/sign pair authorises one message only: DingTalk's sign covers the timestamp alone."""
 
-import dataclasses
 import json
 
 import pytest
@@ -18,7 +17,7 @@ NOW = 1_800_000_000_000
 
 def signed(body, headers, received_ms):
     message = parse_callback(json.dumps(body).encode())
-    return dataclasses.replace(message, signature=signature_id(headers["timestamp"], headers["sign"]),
+    return message._replace(signature=signature_id(headers["timestamp"], headers["sign"]),
                                receivedAt=received_ms).to_payload()
 
 

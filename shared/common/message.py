@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from shared.common.errors import MalformedRequest
 from shared.common.fields import Fields, json_object
@@ -23,8 +22,9 @@ PART_TYPES = ("text", "picture", "file", "audio", "video")
 MAX_PARTS = 40
 
 
-@dataclass(frozen=True)
-class Part:
+# Typed, immutable records as NamedTuples: on the cold path the dataclass machinery (it imports inspect and
+# generates methods per class) costs measurable milliseconds before the first card (docs/performance.md).
+class Part(NamedTuple):
     """One piece of a message: text, or a medium DingTalk lets the app download by its code."""
 
     type: str
@@ -33,7 +33,7 @@ class Part:
     fileName: str = ""
 
     def to_json(self) -> Dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v}
+        return {k: v for k, v in self._asdict().items() if v}
 
     @classmethod
     def read(cls, fields: Fields) -> "Part":
@@ -67,8 +67,7 @@ def read_parts(fields: Fields, name: str) -> Tuple[Part, ...]:
     return tuple(Part.read(item) for item in fields.objects(name, limit=MAX_PARTS))
 
 
-@dataclass(frozen=True)
-class IncomingMessage:
+class IncomingMessage(NamedTuple):
     """One DingTalk robot message, parsed once, in DingTalk's own field names; the receiver adds when it
     arrived and which signed request carried it."""
 
@@ -112,7 +111,7 @@ class IncomingMessage:
     def to_json(self) -> Dict[str, Any]:
         """A message with ``parts`` carries its text there only (``question`` is their text joined), so
         the payload stays about the size of the callback, well under FC's 128 KB."""
-        document = dict(vars(self))
+        document = self._asdict()
         document["parts"] = [p.to_json() for p in self.parts]
         document["quoted"] = [p.to_json() for p in self.quoted]
         if self.parts:

@@ -6,7 +6,6 @@ message goes to the reply function as an FC async invocation and DingTalk gets 2
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import time
@@ -81,7 +80,7 @@ def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpRespo
         logger.warning("rejected callback: %s", exc)
         return error_response(403, "forbidden")
     try:
-        message = dataclasses.replace(parse_callback(request.body), receivedAt=now, robot=robot, signature=signature_id(
+        message = parse_callback(request.body)._replace(receivedAt=now, robot=robot, signature=signature_id(
             request.headers.get("timestamp") or "", request.headers.get("sign") or ""))
     except MalformedRequest as exc:
         logger.warning("malformed callback: %s", exc)

@@ -10,7 +10,6 @@ so a conversation file stays a few KB however many pictures were sent.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from shared.common.errors import DingbotError
@@ -62,14 +61,16 @@ def history_text(message: IncomingMessage) -> str:
     return f"[引用：{quoted}] {body}".strip()
 
 
-@dataclass
 class Question:
     """``content`` for the model (a string, or content parts when there are pictures), ``for_history``
     for the conversation's record, ``notes`` for the user (e.g. a file that was cut)."""
 
-    content: Any
-    for_history: str
-    notes: List[str] = field(default_factory=list)
+    __slots__ = ("content", "for_history", "notes")
+
+    def __init__(self, content: Any, for_history: str, notes: Optional[List[str]] = None) -> None:
+        self.content = content
+        self.for_history = for_history
+        self.notes: List[str] = notes if notes is not None else []
 
 
 class QuestionBuilder:

@@ -20,7 +20,6 @@ empty chat.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, List, Optional
 
@@ -58,40 +57,46 @@ class Undeliverable(Exception):
     """The message's session webhook cannot be used and no other way to the chat is open."""
 
 
-@dataclass
 class Handling:
     """One message while its stages run: what each stage found, for the stages after it."""
 
-    message: IncomingMessage
-    key: str
-    address: ChatAddress
-    conversation: Conversation
-    config: ReplyConfig  # the settings in force for this message (``conversation_settings.py``)
-    settings_key: str  # where the conversation's own settings are kept: the group's, also with per-sender history
-    detached: bool = False  # a second message under one signed request: none of the conversation's state
-    today: Optional[Future] = None  # today's usage records, read while the claim and the history are
-    operator: Optional[Future] = None  # the operator's settings for the conversation, read meanwhile too
-    force: Optional[InForce] = None
-    brain: Optional[Brain] = None
-    question: Optional[Question] = None
-    cards: Optional[CardStream] = None
-    knowledge: Optional[str] = None
-    notes: str = ""  # shown under the answer: a file that was cut, what could not be seen, the sources
-    thought: bool = False  # the brain was asked: its report belongs to this message
+    __slots__ = ("message", "key", "address", "conversation", "config", "settings_key", "detached", "today",
+                 "operator", "force", "brain", "question", "cards", "knowledge", "notes", "thought")
+
+    def __init__(self, message: IncomingMessage, key: str, address: ChatAddress, conversation: Conversation,
+                 config: ReplyConfig, settings_key: str) -> None:
+        self.message = message
+        self.key = key
+        self.address = address
+        self.conversation = conversation
+        self.config = config  # the settings in force for this message (``conversation_settings.py``)
+        self.settings_key = settings_key  # where the conversation's own settings are kept: the group's
+        self.detached = False  # a second message under one signed request: none of the conversation's state
+        self.today: Optional[Future] = None  # today's usage records, read while the claim and the history are
+        self.operator: Optional[Future] = None  # the operator's settings for the conversation, read meanwhile
+        self.force: Optional[InForce] = None
+        self.brain: Optional[Brain] = None
+        self.question: Optional[Question] = None
+        self.cards: Optional[CardStream] = None
+        self.knowledge: Optional[str] = None
+        self.notes = ""  # shown under the answer: a file that was cut, what could not be seen, the sources
+        self.thought = False  # the brain was asked: its report belongs to this message
 
 
 Stage = Callable[[Handling], Optional[Answer]]
 
 
-@dataclass
 class Replier:
-    """The reply path, stage by stage, for one message at a time."""
+    """The reply path, stage by stage, for one message at a time. ``brain``: by default each message's brain is
+    made from the settings in force; ``cards``: none unless the app streams into cards."""
 
-    config: ReplyConfig
-    delivery: Delivery
-    brain: Optional[Brain] = None  # by default each message's brain is made from the settings in force
-    cards: CardFactory = field(default_factory=lambda: card_factory(None, None))
-    current: Optional[Handling] = field(default=None, init=False)
+    def __init__(self, config: ReplyConfig, delivery: Delivery, brain: Optional[Brain] = None,
+                 cards: Optional[CardFactory] = None) -> None:
+        self.config = config
+        self.delivery = delivery
+        self.brain = brain
+        self.cards: CardFactory = cards or card_factory(None, None)
+        self.current: Optional[Handling] = None
 
     @property
     def storage(self) -> Storage:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from shared.common import log
@@ -23,25 +22,26 @@ EVENT = "dingbot.message"
 logger = log.get("summary")
 
 
-@dataclass
 class Summary:
     """Filled in as the message is handled; ``started`` and the other times are ``clock`` readings."""
 
-    msg_id: str
-    conversation: str
-    clock: Callable[[], float] = time.monotonic
-    started: float = field(default=0.0)
-    first_text: Optional[float] = None
-    outcome: str = ""
-    model: str = ""
-    usage: Optional[Usage] = None
-    card_calls: int = 0
-    tool_calls: int = 0
-    storage: str = ""
-    settings: Dict[str, str] = field(default_factory=dict)  # items not at their default, and who set them
+    __slots__ = ("msg_id", "conversation", "clock", "started", "first_text", "outcome", "model", "usage",
+                 "card_calls", "tool_calls", "storage", "settings")
 
-    def __post_init__(self) -> None:
-        self.started = self.started or self.clock()
+    def __init__(self, msg_id: str, conversation: str, clock: Callable[[], float] = time.monotonic,
+                 started: float = 0.0) -> None:
+        self.msg_id = msg_id
+        self.conversation = conversation
+        self.clock = clock
+        self.started = started or clock()
+        self.first_text: Optional[float] = None
+        self.outcome = ""
+        self.model = ""
+        self.usage: Optional[Usage] = None
+        self.card_calls = 0
+        self.tool_calls = 0
+        self.storage = ""
+        self.settings: Dict[str, str] = {}  # items not at their default, and who set them
 
     def shown(self, at: Optional[float]) -> None:
         """The user saw text at ``at`` (a card update or a message accepted); the earliest counts."""

@@ -12,7 +12,6 @@ application has a knowledge base of its own, so for them the stage is skipped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Protocol
 
 from shared.reply.address import ChatAddress
@@ -49,16 +48,19 @@ class Ask(NamedTuple):
                             self.persona, self.knowledge, self.now)
 
 
-@dataclass
 class Report:
     """What one answer cost and used. ``session`` is the platform's conversation to go on with next time
     (kept with the turn in history); ``note`` is kept in history after the answer (the tools' sources)."""
 
-    model: str = ""
-    usage: Optional["Usage"] = None
-    tool_calls: int = 0
-    session: Optional[Session] = None
-    note: str = ""
+    __slots__ = ("model", "usage", "tool_calls", "session", "note")
+
+    def __init__(self, model: str = "", usage: Optional["Usage"] = None, tool_calls: int = 0,
+                 session: Optional[Session] = None, note: str = "") -> None:
+        self.model = model
+        self.usage = usage
+        self.tool_calls = tool_calls
+        self.session = session
+        self.note = note
 
 
 class Brain(Protocol):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from shared.common.errors import DingbotError
@@ -82,13 +81,15 @@ def undelivered_reason(answer: Dict[str, Any]) -> Optional[str]:
                      for r in failed)
 
 
-@dataclass
 class _Card:
     """One delivered card and what it shows."""
 
-    out_track_id: str
-    shown: str = ""
-    inputting: bool = False
+    __slots__ = ("out_track_id", "shown", "inputting")
+
+    def __init__(self, out_track_id: str) -> None:
+        self.out_track_id = out_track_id
+        self.shown = ""
+        self.inputting = False
 
 
 class CardStream:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from shared.common import log
@@ -63,17 +62,21 @@ class Session(NamedTuple):
     at_ms: int = 0
 
 
-@dataclass
 class Conversation:
     """What the next answer needs: recent turns (oldest first), the conversation's persona, its own settings
     (``conversation_settings.py``) and the platform session of its latest turn."""
 
-    key: str
-    turns: List[Dict[str, str]] = field(default_factory=list)
-    persona: Optional[str] = None
-    turn_records: int = 0
-    session: Optional[Session] = None
-    settings: Dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("key", "turns", "persona", "turn_records", "session", "settings")
+
+    def __init__(self, key: str, turns: Optional[List[Dict[str, str]]] = None, persona: Optional[str] = None,
+                 turn_records: int = 0, session: Optional[Session] = None,
+                 settings: Optional[Dict[str, Any]] = None) -> None:
+        self.key = key
+        self.turns: List[Dict[str, str]] = turns if turns is not None else []
+        self.persona = persona
+        self.turn_records = turn_records
+        self.session = session
+        self.settings: Dict[str, Any] = settings if settings is not None else {}
 
     def messages(self, length: int) -> List[Dict[str, str]]:
         """The last ``length`` question/answer pairs as chat messages."""

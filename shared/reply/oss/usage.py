@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional
 
 from shared.reply.oss.blobs import Blobs, decode, encode
@@ -66,13 +65,15 @@ class Entry(NamedTuple):
                    int(parts[7]))
 
 
-@dataclass
 class Totals:
     """Answered messages, tokens and cost of a set of entries (commands and refusals are not counted)."""
 
-    messages: int = 0
-    tokens: int = 0
-    cost_micro: int = 0
+    __slots__ = ("messages", "tokens", "cost_micro")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.tokens = 0
+        self.cost_micro = 0
 
     def add(self, entry: Entry) -> None:
         if entry.outcome == ANSWERED:
