@@ -10,11 +10,11 @@ from typing import Any, Callable, Dict, List
 
 from bench.stats import Section, median
 from devstack.fake_llm import FakeLLM
+from shared.reply.brains.chat import streamed_events
 from shared.reply.config import load_reply_config
 from shared.reply.llm.loop import ModelLoop
 from shared.reply.llm.model import ChatModel
 from shared.reply.llm.prompt import build_prompt
-from shared.reply.streaming import model_events
 from shared.reply.tools.base import ToolResult, one_string
 
 TOOL_SECONDS = 0.05
@@ -53,7 +53,7 @@ def calling(names: List[str]) -> Callable[[List[Dict[str, Any]], List[Dict[str, 
 def answer_seconds(model: ChatModel, tools: List[SleepingTool]) -> float:
     prompt = build_prompt("今天的天气怎么样", [], None)
     started = time.perf_counter()
-    events = ModelLoop(model, tools, 4, 60).run(prompt) if tools else model_events(model, prompt)
+    events = ModelLoop(model, tools, 4, 60).run(prompt) if tools else streamed_events(model, prompt)
     text = "".join(event.text for event in events if event.kind == "text")
     assert text, "no answer"
     return time.perf_counter() - started

@@ -16,8 +16,19 @@ from shared.reply.config.model import ModelSettings
 from shared.reply.config.tools import ToolSettings
 from shared.reply.events import PICTURE, REASONING, STATUS, TEXT, Event
 
-if TYPE_CHECKING:  # the tools load with the first answer (replier.py)
+if TYPE_CHECKING:  # the model and the tools load with the first answer (replier.py)
+    from shared.reply.llm.model import ChatModel
+    from shared.reply.llm.prompt import Prompt
     from shared.reply.tools.draw import Upload
+
+
+def streamed_events(model: "ChatModel", prompt: "Prompt") -> Iterator[Event]:
+    """A plain streamed answer, without tools, as events."""
+    for delta in model.stream(prompt):
+        if delta.reasoning:
+            yield Event(REASONING, delta.reasoning)
+        if delta.content:
+            yield Event(TEXT, delta.content)
 
 
 class ChatBrain:
@@ -60,11 +71,7 @@ class ChatBrain:
                 if loop.sources:
                     report.note = "（参考：" + "、".join(loop.sources[:5]) + "）"
             elif streamed:
-                for delta in model.stream(prompt):
-                    if delta.reasoning:
-                        yield Event(REASONING, delta.reasoning)
-                    if delta.content:
-                        yield Event(TEXT, delta.content)
+                yield from streamed_events(model, prompt)
             else:
                 split = model.answer(prompt)
                 if split.reasoning:
