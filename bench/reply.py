@@ -35,6 +35,9 @@ class InstantModel:
 
     used_model, usage, overall_deadline = "instant", None, None
 
+    def prepare(self) -> None:
+        return None
+
     def answer(self, prompt: Prompt) -> Split:
         return Split(ANSWER, "")
 
