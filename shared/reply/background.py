@@ -1,22 +1,46 @@
-"""Work that overlaps a stage: started early, waited for by the stage that needs its result."""
+"""Work that overlaps a stage: started early, waited for by the stage that needs its result.
+
+A small result holder of its own rather than ``concurrent.futures``: importing that package costs every cold
+start a millisecond or two before the first card, for one thread and one result.
+"""
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Callable, Generic, Optional, TypeVar
+
+T = TypeVar("T")
 
 
-def in_background(call: Callable[[], Any]) -> Future:
-    """``call`` on a thread of its own. Whatever it raises is raised again by ``result()``, in the
-    stage that waits for it, so an unexpected failure takes the same path as if it ran there."""
-    future: Future = Future()
+class Pending(Generic[T]):
+    """A call running on a thread of its own; ``result()`` waits for it."""
+
+    __slots__ = ("_done", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Optional[T] = None
+        self._error: Optional[BaseException] = None
+
+    def result(self) -> T:
+        """What the call returned; whatever it raised is raised again here, in the stage that waits for it, so an
+        unexpected failure takes the same path as if it ran there."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def in_background(call: Callable[[], T]) -> Pending[T]:
+    pending: Pending[T] = Pending()
 
     def run() -> None:
         try:
-            future.set_result(call())
+            pending._value = call()
         except BaseException as exc:  # handed to the waiting stage, not swallowed
-            future.set_exception(exc)
+            pending._error = exc
+        finally:
+            pending._done.set()
 
     threading.Thread(target=run, daemon=True).start()
-    return future
+    return pending

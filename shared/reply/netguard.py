@@ -25,10 +25,8 @@ import ipaddress
 import socket
 from typing import Callable, List, NamedTuple, Sequence, Tuple
 
-import requests
-from urllib3.util import Url, parse_url
-
 from shared.common.errors import DingbotError
+from shared.reply.urls import parse_once
 
 Resolve = Callable[[str, int], List[str]]
 
@@ -118,17 +116,6 @@ def is_public(address: str) -> bool:
     if embedded:
         return all(is_public(str(v4)) for v4 in embedded)
     return ip.is_global and not ip.is_multicast
-
-
-def parse_once(url: str) -> Tuple[str, Url]:
-    """The URL as the HTTP client will send it (``requests`` prepares it) and its parts as ``urllib3`` splits
-    it: checks look at exactly what is sent. Raises ``ValueError``."""
-    prepared = requests.models.PreparedRequest()
-    try:
-        prepared.prepare_url(url, None)
-        return prepared.url, parse_url(prepared.url)
-    except (requests.RequestException, ValueError) as exc:
-        raise ValueError(type(exc).__name__) from None
 
 
 def check_url(url: str, *, allow: Sequence[str] = (), resolver: Resolve = resolve) -> Target:

@@ -32,6 +32,17 @@ class MediaProblem(DingbotError):
         self.outcome = outcome
 
 
+class DownloadError(DingbotError):
+    """A picture or file could not be fetched from DingTalk (``dingtalk/files.py``); ``user_message`` is the chat's
+    sentence. Defined here, with the question it fails, so a message without media never loads the downloader."""
+
+    def __init__(self, user_message: str, detail: str = "", *, quota_spent: bool = False, code: str = "") -> None:
+        super().__init__(detail or user_message)
+        self.user_message = user_message
+        self.quota_spent = quota_spent
+        self.code = code
+
+
 def image_type(data: bytes) -> Optional[str]:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"

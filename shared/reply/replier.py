@@ -19,9 +19,8 @@ empty chat.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from functools import partial
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from shared.common import log
 from shared.common.errors import WebhookError
@@ -30,24 +29,24 @@ from shared.reply import texts
 from shared.reply.address import ChatAddress
 from shared.reply.admit import not_allowed, over_quota
 from shared.reply.answer import Answer
-from shared.reply.background import in_background
-from shared.reply.brains.base import Ask, Brain, Report
+from shared.reply.background import Pending, in_background
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.conversation_settings import InForce, in_force
 from shared.reply.delivery import Delivery
 from shared.reply.dingtalk.cards import CardError, CardFactory, CardStream, card_factory
-from shared.reply.dingtalk.files import Downloader, DownloadError
 from shared.reply.dingtalk.webhook import Webhook
 from shared.reply.oss.history import Conversation, conversation_key
 from shared.reply.oss.signatures import DETACHED, REPLAYED
 from shared.reply.oss.storage import Storage
 from shared.reply.outcomes import Outcome
-from shared.reply.provenance import Provenance
-from shared.reply.question import MediaProblem, Question, QuestionBuilder
+from shared.reply.question import DownloadError, MediaProblem, Question, QuestionBuilder
 from shared.reply.record import record
 from shared.reply.summary import Summary
 from shared.reply.timezone import now_line
+
+if TYPE_CHECKING:  # the brain stage loads after the first card (see above)
+    from shared.reply.brains.base import Brain, Report
 
 logger = log.get("reply")
 ANSWERED_TYPES = ("text", "richText", "audio", "picture", "file")
@@ -72,8 +71,8 @@ class Handling:
         self.config = config  # the settings in force for this message (``conversation_settings.py``)
         self.settings_key = settings_key  # where the conversation's own settings are kept: the group's
         self.detached = False  # a second message under one signed request: none of the conversation's state
-        self.today: Optional[Future] = None  # today's usage records, read while the claim and the history are
-        self.operator: Optional[Future] = None  # the operator's settings for the conversation, read meanwhile
+        self.today: Optional[Pending[Any]] = None  # today's usage records, read while the claim and the history are
+        self.operator: Optional[Pending[Dict[str, Any]]] = None  # the operator's settings, read meanwhile too
         self.force: Optional[InForce] = None
         self.brain: Optional[Brain] = None
         self.question: Optional[Question] = None
@@ -291,6 +290,8 @@ class Replier:
         if message.media:
             problem = self._media_problem()
             if problem is None:
+                from shared.reply.dingtalk.files import Downloader
+
                 media = self.config.media
                 fetch = Downloader(self.delivery.api, message, media.max_file_bytes,
                                    media.max_message_media_bytes).fetch
@@ -343,6 +344,8 @@ class Replier:
 
     def _think(self, handling: Handling) -> Answer:
         """The brain's answer (``thinking.py``), into the card or as the whole answer."""
+        from shared.reply.brains.base import Ask
+        from shared.reply.provenance import Provenance
         from shared.reply.thinking import think
 
         question = handling.question

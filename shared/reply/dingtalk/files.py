@@ -18,26 +18,16 @@ from urllib.parse import urlsplit
 
 import requests
 
-from shared.common.errors import DingbotError
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.bounded import CHUNK, read_bounded
 from shared.reply.dingtalk.openapi import OpenApi, OpenApiError
 from shared.reply.netguard import Refused, check_url
+from shared.reply.question import DownloadError
 from shared.reply.watchdog import Watchdog
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DOWNLOAD_SECONDS = 20.0
-
-
-class DownloadError(DingbotError):
-    """The medium could not be fetched; ``user_message`` is the chat's sentence."""
-
-    def __init__(self, user_message: str, detail: str = "", *, quota_spent: bool = False, code: str = "") -> None:
-        super().__init__(detail or user_message)
-        self.user_message = user_message
-        self.quota_spent = quota_spent
-        self.code = code
 
 
 def abort(response: requests.Response) -> None:

@@ -26,7 +26,7 @@ from shared.common import log
 from shared.common.errors import WebhookError
 from shared.reply.backoff import Backoff, fits
 from shared.reply.dingtalk.session import dingtalk_session
-from shared.reply.netguard import parse_once
+from shared.reply.urls import parse_once
 
 THROTTLED_FOR_MINUTES = {130101, 130102}
 SESSION_GONE = {300001}
