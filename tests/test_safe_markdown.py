@@ -166,3 +166,24 @@ def test_every_source_added_stays_known():
 def test_what_counts_as_text_of_the_conversation(url, carries):
     provenance = of_texts(["项目代号星河ab，客户 xyz ACME-Corporation-2024"])
     assert provenance.carries_secret(url) is carries
+
+
+def test_the_secret_windows_are_exactly_what_their_definition_says():
+    """Every 4 folded characters with at least 2 CJK, every 10 with none: the fast count agrees with a plain reading
+    of the rule on random text of letters, digits, CJK (both planes), punctuation and emoji."""
+    import random
+
+    from shared.reply import provenance
+
+    def by_definition(text):
+        folded = provenance._folded(text)
+        cjk = [provenance._is_cjk(c) for c in folded]
+        return ({folded[i:i + 4] for i in range(len(folded) - 3) if sum(cjk[i:i + 4]) >= 2}
+                | {folded[i:i + 10] for i in range(len(folded) - 9) if not any(cjk[i:i + 10])})
+
+    rng = random.Random(7)
+    for _ in range(500):
+        text = "".join(rng.choice("abcXYZ0189星河计划王芳负责，。 \n😀𠀀") for _ in range(rng.randint(0, 40)))
+        made = provenance.Provenance()
+        made.add_secret(text)
+        assert made._windows == by_definition(text), text

@@ -118,14 +118,19 @@ class Provenance:
     def add_secret(self, text: str) -> None:
         """Text that must not leave through a URL."""
         folded = _folded(text or "")
+        # How many CJK characters come before each position: a window's count is one subtraction, not a rescan
+        # of its characters (every message's prompt passes through here).
+        before = [0]
+        for char in folded:
+            before.append(before[-1] + _is_cjk(char))
         windows = set()
         for start in range(len(folded)):
-            cjk = folded[start:start + CJK_WINDOW]
-            if len(cjk) == CJK_WINDOW and sum(map(_is_cjk, cjk)) >= 2:
-                windows.add(cjk)
-            plain = folded[start:start + ASCII_WINDOW]
-            if len(plain) == ASCII_WINDOW and not any(map(_is_cjk, plain)):
-                windows.add(plain)
+            end = start + CJK_WINDOW
+            if end <= len(folded) and before[end] - before[start] >= 2:
+                windows.add(folded[start:end])
+            end = start + ASCII_WINDOW
+            if end <= len(folded) and before[end] == before[start]:
+                windows.add(folded[start:end])
         with self._lock:
             self._windows |= windows
 
