@@ -31,6 +31,14 @@ class Pending(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
+def already(value: T) -> Pending[T]:
+    """A result that needs no thread: what was known without waiting for anything."""
+    pending: Pending[T] = Pending()
+    pending._value = value
+    pending._done.set()
+    return pending
+
+
 def in_background(call: Callable[[], T]) -> Pending[T]:
     pending: Pending[T] = Pending()
 

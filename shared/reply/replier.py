@@ -29,7 +29,7 @@ from shared.reply import texts
 from shared.reply.address import ChatAddress
 from shared.reply.admit import not_allowed, over_quota
 from shared.reply.answer import Answer
-from shared.reply.background import Pending, in_background
+from shared.reply.background import Pending, already, in_background
 from shared.reply.commands import Commands, parse_command
 from shared.reply.config import ReplyConfig
 from shared.reply.conversation_settings import InForce, in_force
@@ -166,7 +166,10 @@ class Replier:
         if self.config.quotas.active:
             # Today's usage listing overlaps the claim and the history read; the quota stage waits for it.
             handling.today = in_background(self.storage.usage_today)
-        handling.operator = in_background(partial(self.storage.operator_settings, message.conversationId))
+        # The operator's settings: as read within the last minute, or read meanwhile (no thread on a warm instance).
+        known = self.storage.operator_settings_known(message.conversationId)
+        handling.operator = already(known) if known is not None else \
+            in_background(partial(self.storage.operator_settings, message.conversationId))
         signed = self.storage.signed_as(message)
         if signed == REPLAYED:
             logger.warning("refused a message whose signed request already carried another message (a replay)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from shared.common import log
 from shared.reply.oss.blobs import MountBlobs, decode
@@ -42,6 +42,16 @@ class OperatorSettings:
         cannot be read."""
         listed = self._file(GROUPS_FILE).get(conversation_id)
         return {**(listed if isinstance(listed, dict) else {}), **self._file(FOLDER + file_name(conversation_id))}
+
+    def known(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """What ``for_conversation`` would answer without reading anything, or None when a file is due a read."""
+        now = self.clock()
+        names = (GROUPS_FILE, FOLDER + file_name(conversation_id))
+        kept = [_READ.get((str(self.blobs.root), name)) for name in names]
+        if any(entry is None or now - entry[0] >= REFRESH_SECONDS for entry in kept):
+            return None
+        listed = kept[0][1].get(conversation_id)  # type: ignore[index]
+        return {**(listed if isinstance(listed, dict) else {}), **kept[1][1]}  # type: ignore[index]
 
     def _file(self, name: str) -> Dict[str, Any]:
         key = (str(self.blobs.root), name)

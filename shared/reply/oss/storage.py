@@ -196,6 +196,10 @@ class Storage:
         """``call``'s result, or None when the storage failed (the log says ``what`` and what it ``cost``)."""
         return self._attempt(what, cost, call, None)
 
+    def operator_settings_known(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """The operator's settings when this instance read them less than a minute ago, else None."""
+        return self.operator.known(conversation_id) if self.operator is not None else {}
+
     def operator_settings(self, conversation_id: str) -> Dict[str, Any]:
         """What the operator's files on the bucket set for this conversation (``oss/operator.py``); ``{}`` when
         there are none or they cannot be read."""
