@@ -59,9 +59,14 @@ def run(section: Section, quick: bool) -> None:
                 floors.append((time.perf_counter() - started) * 1000)
             section.add(f"{chunks:,} chunks (~{chunks // 2:,} pages): load the index vs read its files", median(loads),
                         median(reads), "ms")
+            search = median(queries)
             section.add(f"{chunks:,} chunks: search for one question vs one plain pass over the vectors",
-                        median(queries), median(floors), "ms")
+                        search, median(floors), "ms", **({"target": "≤ 25 ms", "met": search <= 25}
+                                                         if chunks == 10000 else {}))
     section.notes.append("Vectors are float32 rows of 1,536 dimensions, searched in pure Python (the reply package "
-                         "carries no NumPy); the baseline columns are the floors: reading the index files' bytes, "
-                         "and reading every vector once. A question also costs one embeddings call, which the "
-                         "network dominates.")
+                         "carries no NumPy): one pass of XOR and bit counts over each vector's sign code picks about "
+                         "a hundred candidates, and only those get the exact dot product, so a search costs less "
+                         "than reading every vector once. Loading makes the codes and the lower-cased bodies once "
+                         "per index. The baseline columns are the floors: reading the index files' bytes, and "
+                         "reading every vector once. A question also costs one embeddings call, which the network "
+                         "dominates.")

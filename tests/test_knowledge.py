@@ -175,8 +175,50 @@ def test_a_name_the_question_shares_with_a_document_finds_it_below_the_floor(rep
 
 
 def test_a_phrase_most_chunks_share_is_not_a_name():
+    from shared.reply.knowledge.chunking import Chunk
+    from shared.reply.knowledge.index import Index
     from shared.reply.knowledge.retrieve import named, names_in
     bodies = [f"公司制度第{i}条：员工手册适用于全体员工。" for i in range(40)] + ["星河计划由王芳负责。"]
+    index = Index(chunks=[Chunk("制度.md", None, "", body) for body in bodies])
     names = names_in("星河计划是谁负责，员工手册怎么说")
     assert names == ["星河计", "河计划", "星河计划", "员工手", "工手册", "员工手册"]
-    assert named(bodies, names) == {40}
+    assert named(index, names) == {40}
+
+
+def test_the_sign_code_pass_ranks_as_scoring_every_chunk_would():
+    """1,200 chunks of 1,536 dimensions in 24 topics of 50: for questions near a topic and between two (100 chunks
+    alike), the candidates of the sign codes give the same top five as scoring every chunk exactly."""
+    import array
+    import math
+    import operator
+    import random
+
+    from shared.reply.knowledge.chunking import Chunk
+    from shared.reply.knowledge.index import Index
+    from shared.reply.knowledge.retrieve import rank
+
+    rng = random.Random(7)
+
+    def unit(values):
+        norm = math.sqrt(sum(v * v for v in values))
+        return [v / norm for v in values]
+
+    topics = [unit([rng.gauss(0, 1) for _ in range(1536)]) for _ in range(24)]
+    index = Index(model="test")
+    for number in range(1200):
+        topic = topics[number % 24]
+        index.chunks.append(Chunk(f"doc{number}.md", None, "", f"段落 {number}"))
+        index.vectors.append(array.array("f", unit([t + rng.gauss(0, 0.035) for t in topic])))
+
+    def exhaustive(query, top_k, floor):
+        scored = [(sum(map(operator.mul, array.array("f", query), v)), n) for n, v in enumerate(index.vectors)]
+        kept = sorted(((0.75 * s + 0.25 * (1.0 if "段落" in index.bodies[n] else 0.0), n) for s, n in scored
+                       if s >= floor), key=lambda pair: (-pair[0], pair[1]))
+        return [index.chunks[n] for _, n in kept[:top_k]]
+
+    queries = [unit([t + rng.gauss(0, 0.04) for t in topics[i]]) for i in range(12)]
+    queries += [unit([a + b for a, b in zip(topics[i], topics[i + 1])]) for i in range(12, 23)]
+    for query in queries:
+        found = rank(index, query, "段落", 5, 0.3)
+        assert len(found) == 5
+        assert found == exhaustive(query, 5, 0.3)
