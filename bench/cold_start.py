@@ -288,8 +288,10 @@ def size_rows(section: Section, work: Path, built: Dict[str, Path], dirs: Dict, 
     section.notes.append("The receiver bundles no third-party package: requests and aliyun-fc2 come with FC's "
                          "python3.10. The reply bundles the openai SDK and its dependencies, pinned in "
                          "dingtalk_chatgpt_reply/requirements.lock; the MCP client is our own (tools/mcp.py), so the "
-                         "MCP SDK and its web-server dependencies (about 8 MB) are not in it. What is left is mostly "
-                         "the openai SDK with pydantic (required) and lxml for reading links. Unpacking is timed on "
+                         "MCP SDK and its web-server dependencies (about 8 MB) are not in it, and the link reader "
+                         "(tools/reader.py) runs on the standard library's HTML parser, so lxml (5 MB) is not in it "
+                         "either. What is left is mostly the openai SDK with pydantic (required), compiled to "
+                         "bytecode beside its sources (FC's code directory is read-only). Unpacking is timed on "
                          "this machine's local disk; FC also downloads the package first, which these rows leave out.")
 
 

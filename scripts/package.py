@@ -11,10 +11,6 @@ built-in 2.16.0 cannot sign V4, and the bundled one shadows it. FC's code direct
 Python cannot cache bytecode there: the package ships it, compiled by a CPython 3.10 with
 hash-based pycs that stay valid whatever mtimes unzipping gives.
 
-A bundled package that something imports merely because it can be found goes to ``on_demand/``
-instead of the root: the runtime's requests imports ``chardet`` at start-up whenever it is on
-``sys.path``, which only the link reader's readability needs. ``shared/reply/on_demand.py`` puts
-that folder on ``sys.path`` when the link reader is first used.
 """
 
 from __future__ import annotations
@@ -40,9 +36,6 @@ RUNTIME_PROVIDED = {"requests", "aliyun-fc2", "charset-normalizer", "crcmod", "p
 SOURCE_ONLY = {"oss2"}
 TARGET_PYTHON = "3.10"
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64", "linux_x86_64")
-# Installed into ON_DEMAND_DIR, off sys.path until a tool needs them (see the module docstring).
-ON_DEMAND = {"chardet"}
-ON_DEMAND_DIR = "on_demand"
 PRUNE_DIRS = {"__pycache__", "tests", "test", "testing"}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
@@ -126,8 +119,7 @@ def prune(directory: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         elif path.is_file() and path.suffix in (".pyc", ".pyo"):
             path.unlink()
-    for scripts in (directory / "bin", directory / ON_DEMAND_DIR / "bin"):  # pip's console scripts
-        shutil.rmtree(scripts, ignore_errors=True)
+    shutil.rmtree(directory / "bin", ignore_errors=True)  # pip's console scripts
 
 
 def compile_bytecode(directory: Path, python310: Optional[str]) -> bool:
@@ -143,8 +135,7 @@ def build(function: str, build_root: Path, python310: Optional[str]) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     pins = bundled_pins(function)
-    install_dependencies([pin for pin in pins if pin.split("==")[0] not in ON_DEMAND], target)
-    install_dependencies([pin for pin in pins if pin.split("==")[0] in ON_DEMAND], target / ON_DEMAND_DIR)
+    install_dependencies(pins, target)
     shutil.copy2(ROOT / function / "index.py", target / "index.py")
     copy_shared(function, target / "shared")
     prune(target)

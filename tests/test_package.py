@@ -23,11 +23,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import package  # noqa: E402
 
 PYTHON310 = package.find_python310()
-# Imported only when someone sends a file, when the bot reads a link, or (oss2) when OSS_BUCKET is set.
-LAZY = {"pypdf", "defusedxml", "oss2", "readability", "lxml", "lxml_html_clean", "cssselect"}
-# The link reader's readability needs chardet, which the runtime's requests would import at start-up if it
-# could find it: the package keeps it in on_demand/, off sys.path until a link is read.
-ON_DEMAND = {"chardet"}
+# Imported only when someone sends a file, or (oss2) when OSS_BUCKET is set.
+LAZY = {"pypdf", "defusedxml", "oss2"}
 FC_RUNTIME = ROOT / "devstack" / "fc-python310-runtime.txt"
 needs_310 = pytest.mark.skipif(PYTHON310 is None, reason="no CPython 3.10 on this machine to act as the FC runtime")
 
@@ -95,14 +92,14 @@ def test_reply_zip_carries_no_mcp_sdk_and_stays_under_18_mib(built):
     dist, _ = built
     archive = zipfile.ZipFile(dist / "dingtalk_chatgpt_reply.zip")
     tops = {name.split("/")[0] for name in archive.namelist()}
-    assert not tops & {"mcp", "mcp_types", "starlette", "uvicorn", "cryptography", "opentelemetry"}
-    assert (dist / "dingtalk_chatgpt_reply.zip").stat().st_size < 18 * 1024 * 1024
+    assert not tops & {"mcp", "mcp_types", "starlette", "uvicorn", "cryptography", "opentelemetry", "lxml",
+                       "readability", "chardet"}
+    assert (dist / "dingtalk_chatgpt_reply.zip").stat().st_size <= 12 * 1024 * 1024
 
 
 def test_every_bundled_distribution_is_pinned_by_the_lock(built):
     dist, _ = built
-    names = [n.removeprefix(f"{package.ON_DEMAND_DIR}/")
-             for n in zipfile.ZipFile(dist / "dingtalk_chatgpt_reply.zip").namelist()]
+    names = zipfile.ZipFile(dist / "dingtalk_chatgpt_reply.zip").namelist()
     dist_infos = {n.split("/")[0][:-len(".dist-info")] for n in names if n.split("/")[0].endswith(".dist-info")}
     shipped = {f"{package.normal_name(name)}=={version}" for name, version in (d.rsplit("-", 1) for d in dist_infos)}
     assert shipped and shipped == set(package.bundled_pins("dingtalk_chatgpt_reply"))
@@ -152,12 +149,9 @@ print(json.dumps({{"status": status, "modules": sorted({{m.split(".")[0] for m i
     assert outcome["status"] == "answered" and outcome["openai"].startswith(str(code))
     assert "你好" in sink.wait_for(1)[0]["text"]["content"]
     carried = {p.name.removesuffix(".py") for p in code.iterdir() if (p.is_dir() or p.suffix == ".py")
-               and p.name not in ("index.py", "__pycache__", package.ON_DEMAND_DIR)
-               and not p.name.endswith(".dist-info")}
+               and p.name not in ("index.py", "__pycache__") and not p.name.endswith(".dist-info")}
     assert carried - set(outcome["modules"]) == LAZY
-    assert not (LAZY | ON_DEMAND) & set(outcome["modules"])
-    assert {p.name for p in (code / package.ON_DEMAND_DIR).iterdir() if not p.name.endswith(".dist-info")} \
-        == ON_DEMAND
+    assert not LAZY & set(outcome["modules"])
 
 
 @needs_310
@@ -171,17 +165,15 @@ def test_reply_zip_reads_pdf_docx_and_web_pages_on_python310(built, tmp_path):
     script = f"""
 import json, sys
 from shared.reply.documents import read_document
-from shared.reply.tools.links import html_text
+from shared.reply.tools.reader import main_text
 pdf = read_document("a.pdf", open({str(tmp_path / "a.pdf")!r}, "rb").read(), 1000).text
 docx = read_document("a.docx", open({str(tmp_path / "a.docx")!r}, "rb").read(), 1000).text
-page = html_text({page!r})
-print(json.dumps({{"pdf": pdf, "docx": docx, "page": page, "chardet": sys.modules["chardet"].__file__}},
-                 ensure_ascii=False))
+page = main_text({page!r})
+print(json.dumps({{"pdf": pdf, "docx": docx, "page": page}}, ensure_ascii=False))
 """
     outcome = run_isolated(code, runtime, script, {"PATH": "/usr/bin:/bin"})
     assert "revenue grew" in outcome["pdf"] and outcome["docx"] == "第一段\n第二段"
-    assert "下周一全员放假一天" in outcome["page"]
-    assert outcome["chardet"].startswith(str(code / package.ON_DEMAND_DIR))
+    assert "下周一全员放假一天" in outcome["page"] and "菜单" not in outcome["page"]
 
 
 @needs_310

@@ -1,39 +1,22 @@
 """Tool: read a link the user gave, as text (``read_url``).
 
-HTML goes through ``readability`` (the Readability algorithm of Firefox's reader view, on lxml), which
-keeps an article's main text and drops menus and footers; PDF, DOCX and text go through the file
-readers the chat uses (``documents.py``). Everything within ``MAX_FILE_MB``, ``FILE_TEXT_CHARS`` and a
-time budget, through ``fetch.py``, so a link can never reach into the function's network.
+HTML goes through ``reader.py`` (the Readability algorithm of Firefox's reader view, on the standard
+library's parser), which keeps an article's main text and drops menus, footers and hidden elements;
+PDF, DOCX and text go through the file readers the chat uses (``documents.py``). Everything within
+``MAX_FILE_MB``, ``FILE_TEXT_CHARS`` and a time budget, through ``fetch.py``, so a link can never reach
+into the function's network.
 """
 
 from __future__ import annotations
 
-import re
-from html import unescape
 from typing import Any, Dict, Sequence
 from urllib.parse import urlsplit
 
 from shared.reply.documents import Unreadable, read_document
 from shared.reply.encodings import decode_html
-from shared.reply.on_demand import use_on_demand_packages
 from shared.reply.tools.base import ToolError, ToolResult, one_string
 from shared.reply.tools.fetch import fetch
-
-TAG = re.compile(r"<[^>]+>")
-BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr|br|section|article)>|<br\s*/?>", re.I)
-
-
-def html_text(html: str) -> str:
-    """The main text of a page, as paragraphs."""
-    use_on_demand_packages()
-    from readability import Document
-
-    document = Document(html)
-    title = unescape(document.short_title() or "")
-    summary = BLOCK_END.sub("\n", document.summary(html_partial=True))
-    lines = [unescape(TAG.sub("", line)).strip() for line in summary.splitlines()]
-    text = "\n".join(line for line in lines if line)
-    return f"{title}\n\n{text}" if title else text
+from shared.reply.tools.reader import main_text
 
 
 class ReadLink:
@@ -63,7 +46,7 @@ class ReadLink:
         name = urlsplit(page.url).path.rsplit("/", 1)[-1] or "page"
         try:
             if kind in ("text/html", "application/xhtml+xml") or (not kind and page.body.lstrip()[:1] == b"<"):
-                text = html_text(decode_html(page.body, page.content_type))
+                text = main_text(decode_html(page.body, page.content_type))
             else:
                 if kind == "application/pdf" and not name.lower().endswith(".pdf"):
                     name += ".pdf"
