@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
+from bench import latency
 from bench.stats import Section, median, percentile
 from devstack.fake_dingtalk import WebhookSink, callback_body, encode, signed_headers
 from devstack.fake_fc import FakeFC, NullPool
@@ -58,6 +59,13 @@ peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({"ms": elapsed, "outcome": str(outcome), "rss_mb": int(peak[0].split()[1]) / 1024,
                   "wall": wall, "imported": imported}))
 """
+
+
+# What the model stage needs of the SDK before its first request: the import and a client.
+SDK_AND_CLIENT = "import openai\nopenai.OpenAI(api_key='k', base_url='http://127.0.0.1:9/v1')"
+# The reply package's own modules that one message loads: the entry and, after the first card, the stages.
+PACKAGE = ("import index\nimport shared.reply.brains.registry, shared.reply.brains.chat, shared.reply.thinking, "
+           "shared.reply.knowledge.retrieve, shared.reply.provenance, shared.reply.tools.registry")
 
 
 def without_bytecode(source: Path, into: Path) -> Path:
@@ -295,7 +303,8 @@ def size_rows(section: Section, work: Path, built: Dict[str, Path], dirs: Dict, 
                          "this machine's local disk; FC also downloads the package first, which these rows leave out.")
 
 
-def cold_starts(sections: Dict[str, Section], quick: bool) -> Optional[str]:
+def cold_starts(sections: Dict[str, Section], quick: bool,
+                latencies: latency.Latencies = latency.LATENCIES) -> Optional[str]:
     python310 = package.find_python310()
     if python310 is None:
         return "skipped cold starts and package sizes: no CPython 3.10 on this machine"
@@ -310,6 +319,13 @@ def cold_starts(sections: Dict[str, Section], quick: bool) -> Optional[str]:
         cold_rows(sections, python310, dirs, runtime, fc.url, llm.url, sink.url, work / "oss", 3 if quick else 7)
         first_call_rows(sections["cold"], python310, dirs, runtime, llm, sink, work / "oss", 3 if quick else 7)
         size_rows(sections["size"], work, built, dirs, 3 if quick else 7)
+        reply_code = dirs["ours", "dingtalk_chatgpt_reply", True]
+        floors = latency.Floors(*(measure(python310, reply_code, runtime, lambda body=body: {"form": "import",
+                                                                                               "body": body},
+                                          {}, 3 if quick else 7)[0] for body in (SDK_AND_CLIENT, PACKAGE)))
+        latency.run(sections["latency"], python310, reply_code, dirs["baseline", "dingtalk_chatgpt_reply", True],
+                    runtime, 3 if quick else 5, floors, lambda url, legacy: reply_request(url, legacy)["body"],
+                    latencies)
     finally:
         fc.stop()
         llm.stop()

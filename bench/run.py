@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import brains, cards, cold_start, end_to_end, first_text, knowledge, receiver, reply, tool_loop  # noqa: E402
+from bench import brains, cards, cold_start, end_to_end, first_text, knowledge, latency, receiver, reply, tool_loop  # noqa: E402
 from bench.stats import Section, markdown  # noqa: E402
 
 
@@ -26,6 +26,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for the report)")
     parser.add_argument("--write", action="store_true", help="update docs/performance.md (the committed report)")
     parser.add_argument("--output", type=Path, help="write the report here (default .local/bench/performance.md)")
+    parser.add_argument("--latency", default="", type=latency.parse_latencies,
+                        help="the latency model's figures, e.g. dingtalk=0.08,mount=0.02,first_token=1.0 "
+                             "(seconds; tokens_per_second too); defaults and sources in bench/latency.py")
     args = parser.parse_args()
     args.output = args.output or (ROOT / "docs" / "performance.md" if args.write else
                                   ROOT / ".local" / "bench" / "performance.md")
@@ -35,6 +38,7 @@ def main() -> int:
         ("ack", "Receiver: ack latency over loopback HTTP"),
         ("cold", "Cold start on CPython 3.10 (FC's python3.10 runtime)"),
         ("memory", "Memory"),
+        ("latency", "Cold and warm paths under FC's latencies (the reply function, card mode)"),
         ("reply", "Reply overhead (everything but the model)"),
         ("e2e", "End to end through the local stack"),
         ("first", "Time to first visible text (streaming mode)"),
@@ -47,7 +51,7 @@ def main() -> int:
     steps = [
         ("receiver handler", lambda: receiver.handler_microseconds(sections["handler"], 500 if args.quick else 3000)),
         ("receiver ack latency", lambda: receiver.ack_latency(sections["ack"], args.quick)),
-        ("cold starts and package sizes", lambda: cold_start.cold_starts(sections, args.quick)),
+        ("cold starts and package sizes", lambda: cold_start.cold_starts(sections, args.quick, args.latency)),
         ("reply overhead", lambda: reply.run(sections["reply"], args.quick)),
         ("tool loop", lambda: tool_loop.run(sections["reply"], args.quick)),
         ("end to end", lambda: end_to_end.run(sections["e2e"], args.quick)),

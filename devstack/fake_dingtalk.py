@@ -103,6 +103,7 @@ class WebhookSink(LoopbackServer):
         self.token_requests = 0
         self.cards: Dict[str, Dict[str, Any]] = {}
         self.messages: List[Dict[str, Any]] = []
+        self.message_arrivals: List[float] = []  # when each session-webhook message arrived (time.time())
         self.robot_messages: List[Dict[str, Any]] = []
         self.files: Dict[str, bytes] = {}
         # Download codes whose file is sent a byte every this many seconds, under its full Content-Length.
@@ -267,7 +268,8 @@ class _SinkHandler(JsonHandler):
             if params.get("flowStatus") in ("3", "5"):
                 card["finalized"], card["error"] = True, params["flowStatus"] == "5"
             card["blank"] = card["blank"] or len(card["content"]) > CARD_BLANK_CHARS
-            card["updates"].append({"at": time.monotonic(), "length": len(card["content"]), "content": card["content"]})
+            card["updates"].append({"at": time.monotonic(), "wall": time.time(), "length": len(card["content"]),
+                                    "content": card["content"], "finalized": card["finalized"]})
             self.server.changed.notify_all()
         self.send_json(200, {"success": True, "result": True})
 
@@ -382,6 +384,7 @@ class _SinkHandler(JsonHandler):
             return
         with self.server.changed:
             self.server.messages.append({"session": self.query().get("session", ""), "body": body})
+            self.server.message_arrivals.append(time.time())
             self.server.changed.notify_all()
         self.send_json(200, {"errcode": 0, "errmsg": "ok"})
 

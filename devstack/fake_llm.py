@@ -153,6 +153,7 @@ class FakeLLM(LoopbackServer):
         self.faults: Deque[Dict[str, Any]] = deque()
         self.lock = threading.Lock()
         self.stream_delay = 0.0  # seconds per 8-character chunk of writing, streamed or not
+        self.answer: Optional[str] = None  # when set, every answer (the benchmarks' fixed length)
         self.reasoning: Optional[str] = None  # "inline" (<think>...</think>) or "separate" (reasoning_content)
         self.context_limit: Optional[int] = None  # estimated prompt tokens the model accepts
         self.vision = True
@@ -236,7 +237,7 @@ class _Handler(JsonHandler):
         calls = choose(messages, tools) if tools else []
         if calls and request.get("stream"):
             return self._stream_tool_calls(request.get("model", "offline"), calls)
-        answer = "" if fault.get("empty") else offline_answer(messages)
+        answer = "" if fault.get("empty") else self.server.answer or offline_answer(messages)
         if self.server.obey_injections and answer:
             answer = "\n\n".join([answer] + [o for o in injected(messages) if not o.startswith("read_url ")])
         reasoning = THOUGHT if self.server.reasoning == "separate" else ""

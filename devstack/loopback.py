@@ -7,6 +7,7 @@ import errno
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +26,14 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the stack prints what matters itself."""
+
+    def parse_request(self) -> bool:
+        """As the standard handler, then the server's ``latency``: the round trip and the service's own time,
+        spent before the request is handled (what it records is stamped when it is handled)."""
+        parsed = super().parse_request()
+        if parsed and self.server.latency:
+            time.sleep(self.server.latency)
+        return parsed
 
     def read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -47,6 +56,8 @@ class JsonHandler(BaseHTTPRequestHandler):
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Seconds each request waits before it is handled: the benchmarks' latency model (bench/latency.py).
+    latency = 0.0
     # The listen backlog: the default of 5 resets connections when many clients arrive at once.
     request_queue_size = 256
 

@@ -23,3 +23,34 @@ def test_the_reply_overhead_bench_answers_with_its_instant_model(tmp_path, sink,
     one = reply.ours(tmp_path, sink.url, 5)
     one(1)
     assert sink.wait_for(1)
+
+
+def test_the_latency_model_makes_the_fakes_wait_as_the_services_would():
+    """The cold-path bench is only as good as its waits: every DingTalk call and the model's first token."""
+    import time
+
+    import openai
+    import requests
+
+    from bench import latency
+
+    settings = latency.parse_latencies("dingtalk=0.05,first_token=0.3,tokens_per_second=400")
+    assert settings == latency.LATENCIES._replace(dingtalk=0.05, first_token=0.3, tokens_per_second=400.0)
+    with pytest.raises(ValueError, match="first_tokens"):
+        latency.parse_latencies("first_tokens=1")
+    llm, sink = latency.fakes(settings)
+    try:
+        started = time.monotonic()
+        requests.post(f"{sink.url}/v1.0/oauth2/accessToken", json={"appKey": sink.app_key,
+                                                                     "appSecret": sink.app_secret}, timeout=5)
+        assert time.monotonic() - started >= 0.05
+        client = openai.OpenAI(base_url=llm.base_url, api_key="k", max_retries=0)
+        started = time.monotonic()
+        stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "你好"}], stream=True)
+        first = next(chunk for chunk in stream if chunk.choices and chunk.choices[0].delta.content)
+        assert time.monotonic() - started >= 0.3 and first.choices[0].delta.content == latency.ANSWER[:8]
+        text = first.choices[0].delta.content + "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == latency.ANSWER
+    finally:
+        llm.stop()
+        sink.stop()

@@ -178,27 +178,35 @@ print(json.dumps({{"pdf": pdf, "docx": docx, "page": page}}, ensure_ascii=False)
 
 @needs_310
 def test_reply_zip_shows_the_card_before_it_loads_the_model_stage(built, tmp_path, llm, sink):
+    """The card goes out before the model stage is imported; the SDK meanwhile loads on a thread of its own
+    (preload.py), and the model stage takes the client that thread built."""
     code, runtime, event = reply_with_a_message(built, tmp_path, sink)
     script = f"""
-import json, sys, index
+import json, sys, threading, index
 from shared.reply.dingtalk.openapi import OpenApi
-loaded, call = [], OpenApi.call
+loaded, loading, call = [], [], OpenApi.call
 def noting(self, what, *args, **kwargs):
     if what == "card create and deliver":
         loaded.extend(sorted(m for m in sys.modules if m.startswith(("openai", "shared.reply"))))
+        loading.extend(t.name for t in threading.enumerate())
     return call(self, what, *args, **kwargs)
 OpenApi.call = noting
 class Ctx: request_id = "r"; credentials = None
 status = json.loads(index.handler({event!r}, Ctx()))["status"]
-print(json.dumps({{"status": status, "loaded": loaded}}))
+from shared.reply.llm.client import cached_client
+info = cached_client.cache_info()
+print(json.dumps({{"status": status, "loaded": loaded, "loading": loading, "built": info.misses, "hits": info.hits}}))
 """
     env = {"PATH": "/usr/bin:/bin", "CHATGPT_API_KEY": API_KEY, "ENDPOINT": llm.url,
            "OSS_MOUNT_POINT": str(tmp_path / "oss"), "ALLOWED_WEBHOOK_HOSTS": "127.0.0.1",
            "DINGTALK_APP_KEY": sink.app_key, "DINGTALK_APP_SECRET": sink.app_secret, "DINGTALK_API_ENDPOINT": sink.url}
     outcome = run_isolated(code, runtime, script, env)
     assert outcome["status"] == "answered" and "shared.reply.dingtalk.cards" in outcome["loaded"]
-    later = ("openai", "shared.reply.llm", "shared.reply.tools", "shared.reply.knowledge", "shared.reply.streaming")
+    later = ("shared.reply.llm.model", "shared.reply.llm.loop", "shared.reply.brains.chat", "shared.reply.tools",
+             "shared.reply.knowledge", "shared.reply.streaming")
     assert [m for m in outcome["loaded"] if m.startswith(later)] == []
+    assert "load-model-sdk" in outcome["loading"]
+    assert outcome["built"] == 1 and outcome["hits"] >= 1  # one client, built by the preload, used by the answer
 
 
 @needs_310

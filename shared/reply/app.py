@@ -23,6 +23,7 @@ from shared.reply.dingtalk.cards import card_factory
 from shared.reply.dingtalk.openapi import OpenApi
 from shared.reply.dingtalk.webhook import WebhookSender
 from shared.reply.oss.storage import Storage
+from shared.reply.preload import load_model_sdk
 from shared.reply.replier import Replier
 
 logger = log.get("reply")
@@ -80,6 +81,8 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
         log.add_secret(config.brain.api_key)
         if config.app:
             log.add_secret(config.app.app_secret)
+        if config.brain.kind == "chat":
+            load_model_sdk(config.model)  # on a cold instance, beside the waits before the model (preload.py)
         sender = WebhookSender(config.delivery.webhook_hosts)
         replier: Optional[Replier] = None
         try:

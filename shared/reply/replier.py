@@ -12,9 +12,10 @@ answer is delivered and the message recorded. What one message needs while it is
 ``Handling``, never on the ``Replier``.
 
 The first card is delivered as soon as the question is known, before the knowledge search and the
-brain: those (and the model SDK) are imported where they are first used, so on a cold instance the
-card already shows while they load, and a slow embeddings call keeps nobody waiting in front of an
-empty chat.
+brain: those are imported where they are first used, so on a cold instance the card already shows
+while they load, and a slow embeddings call keeps nobody waiting in front of an empty chat. The model
+SDK loads meanwhile on a thread of its own, while the first stages wait for the network
+(``preload.py``, started by ``app.py``).
 """
 
 from __future__ import annotations

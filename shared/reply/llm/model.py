@@ -17,7 +17,6 @@ and the instance remembers not to send it there.
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
@@ -27,6 +26,7 @@ from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.backoff import Backoff, fits
 from shared.reply.config.model import ModelSettings
+from shared.reply.llm.client import cached_client as _client
 from shared.reply.llm.prompt import Prompt, estimate_tokens
 from shared.reply.llm.reasoning import Split, split_reasoning
 from shared.reply.watchdog import Watchdog
@@ -63,14 +63,6 @@ class Usage:
     @classmethod
     def estimate(cls, prompt: Prompt, answer: str) -> "Usage":
         return cls(round(prompt.tokens()), round(estimate_tokens(answer)), estimated=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _client(base_url: str, api_key: str, timeout: float) -> Any:
-    """Cached across warm invocations; retries are ours, bounded by the TIMEOUT budget."""
-    from openai import OpenAI
-
-    return OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
 
 
 def _close_client(base_url: str, api_key: str, timeout: float) -> None:
