@@ -78,7 +78,7 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             return json.dumps({"status": "misconfigured", "variable": exc.variable})
         log.setup(config.log_level)
         log.add_secret(config.model.api_key)
-        log.add_secret(config.brain.api_key)
+        log.add_secret(config.brain.api_key, config.knowledge.dashvector_api_key)
         if config.app:
             log.add_secret(config.app.app_secret)
         if config.brain.kind == "chat":

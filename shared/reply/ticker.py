@@ -117,7 +117,8 @@ class Ticker:
         except ConfigError as exc:
             logger.error("schedule %s cannot be sent: %s", schedule.id, exc)
             return FAILED
-        log.add_secret(config.model.api_key, config.brain.api_key, config.app.app_secret if config.app else None)
+        log.add_secret(config.model.api_key, config.brain.api_key, config.knowledge.dashvector_api_key,
+                       config.app.app_secret if config.app else None)
         if config.app is None:
             logger.error("schedule %s cannot be sent: without DINGTALK_APP_KEY there is no way to post unasked",
                          schedule.id)
@@ -183,7 +184,7 @@ class Ticker:
         from shared.reply.knowledge import retrieve
 
         try:
-            retrieve.current_index(knowledge, retrieve.embedder_for(knowledge))
+            retrieve.keep_fresh(knowledge)
         except OSError as exc:
             logger.warning("the knowledge index was not refreshed on this tick: %s", exc)
 
@@ -197,7 +198,8 @@ def handle_tick(fired: dt.datetime, env: Mapping[str, str], context: Any) -> Dic
         logger.error("configuration error, no scheduled message is sent: %s", exc)
         return {"status": "misconfigured", "variable": exc.variable}
     log.setup(config.log_level)
-    log.add_secret(config.model.api_key, config.brain.api_key, config.app.app_secret if config.app else None)
+    log.add_secret(config.model.api_key, config.brain.api_key, config.knowledge.dashvector_api_key,
+                   config.app.app_secret if config.app else None)
     try:
         storage = Storage.open(config.storage, config.timezone, getattr(context, "credentials", None),
                                getattr(context, "region", None))

@@ -24,12 +24,14 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from shared.common import log
 from shared.reply.config.knowledge import KnowledgeSettings
 from shared.reply.events import sources_line
+from shared.reply.knowledge import remote
 from shared.reply.knowledge.chunking import Chunk
+from shared.reply.knowledge.dashvector import DashVector
 from shared.reply.knowledge.embeddings import Embedder, EmbeddingError
 from shared.reply.knowledge.index import Index, documents_in, load, refresh, save, sign_code
 
@@ -119,20 +121,50 @@ def candidates(index: Index, query: array.array, top_k: int, admitted: Set[int])
 
 def rank(index: Index, vector: List[float], question: str, top_k: int, floor: float) -> List[Chunk]:
     """The ``top_k`` best chunks: above the similarity floor, or sharing a code or a name with the question."""
-    terms, codes = terms_of(question)
+    _, codes = terms_of(question)
     query = array.array("f", vector)
     admitted = named(index, names_in(question))
     for code in codes:
         admitted.update(index.holding(code, len(index.chunks)))
+    return choose([Candidate(index.chunks[number], index.bodies[number],
+                             sum(map(operator.mul, query, index.vectors[number])), number in admitted, number)
+                   for number in candidates(index, query, top_k, admitted)], question, top_k, floor)
+
+
+class Candidate(NamedTuple):
+    """A chunk the vector search proposes: its lower-cased body, its similarity, whether a code or a name of the
+    question admits it whatever its similarity, and its place (ties keep the index's order)."""
+
+    chunk: Chunk
+    body: str
+    similarity: float
+    admitted: bool
+    place: int
+
+
+def choose(found: List[Candidate], question: str, top_k: int, floor: float) -> List[Chunk]:
+    """The rule both indexes share: similarity, with a quarter of the score from the question's keywords."""
+    terms, _ = terms_of(question)
     scored = []
-    for number in candidates(index, query, top_k, admitted):
-        similarity = sum(map(operator.mul, query, index.vectors[number]))
-        if similarity >= floor or number in admitted:
-            body = index.bodies[number]
-            keywords = sum(1 for term in terms if term in body) / len(terms) if terms else 0.0
-            scored.append((VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * keywords, number))
-    scored.sort(key=lambda pair: (-pair[0], pair[1]))
-    return [index.chunks[number] for _, number in scored[:top_k]]
+    for candidate in found:
+        if candidate.similarity >= floor or candidate.admitted:
+            keywords = sum(1 for term in terms if term in candidate.body) / len(terms) if terms else 0.0
+            scored.append((VECTOR_WEIGHT * candidate.similarity + (1 - VECTOR_WEIGHT) * keywords, candidate.place,
+                           candidate.chunk))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [chunk for _, _, chunk in scored[:top_k]]
+
+
+def remote_candidates(found: List[Tuple[Chunk, float]], question: str) -> List[Candidate]:
+    """What the engine returned, admitted by a code or a name of the question as the embedded index admits."""
+    _, codes = terms_of(question)
+    names = names_in(question)
+    out = []
+    for place, (chunk, similarity) in enumerate(found):
+        body = f"{chunk.heading}\n{chunk.text}".lower()
+        out.append(Candidate(chunk, body, similarity,
+                             any(code in body for code in codes) or any(name in body for name in names), place))
+    return out
 
 
 def embedder_for(settings: KnowledgeSettings) -> Embedder:
@@ -176,6 +208,9 @@ def find(settings: KnowledgeSettings, question: str) -> Optional[Found]:
     if not question.strip() or not settings.folder or not Path(settings.folder).is_dir():
         return None
     embedder = embedder_for(settings)
+    if settings.backend == "dashvector":
+        chunks = _find_remote(settings, embedder, question)
+        return Found(chunks) if chunks else None
     try:
         index = current_index(settings, embedder)
         if index is None or not index.chunks:
@@ -186,3 +221,51 @@ def find(settings: KnowledgeSettings, question: str) -> Optional[Found]:
         return None
     chunks = rank(index, vector, question, settings.top_k, settings.min_score)
     return Found(chunks) if chunks else None
+
+
+def engine_for(settings: KnowledgeSettings) -> DashVector:
+    return DashVector(settings.dashvector_endpoint, settings.dashvector_api_key, settings.dashvector_collection,
+                      settings.timeout_seconds)
+
+
+def current_remote(settings: KnowledgeSettings, embedder: Embedder, clock: Callable[[], float] = time.monotonic,
+                   ) -> None:
+    """The engine brought up to the folder when the folder changed, looked at most every ``CHECK_SECONDS``."""
+    folder = Path(settings.folder)
+    loaded = _LOADED.get(f"remote:{folder}")
+    now = clock()
+    if loaded is not None and now - loaded.checked_at < CHECK_SECONDS:
+        return
+    _LOADED[f"remote:{folder}"] = _Loaded(None, now)
+    if remote.differs(folder):
+        changes = remote.sync(folder, engine_for(settings), embedder, max_chars=settings.max_document_chars,
+                              seconds=settings.refresh_seconds)
+        if changes:
+            logger.info("knowledge in DashVector refreshed: %s", "; ".join(changes[:20]))
+
+
+def keep_fresh(settings: KnowledgeSettings) -> None:
+    """The index (or the engine) brought up to the folder, for the timer's tick: a question then never waits for
+    it. Raises ``OSError`` when the folder cannot be read."""
+    embedder = embedder_for(settings)
+    if settings.backend != "dashvector":
+        current_index(settings, embedder)
+        return
+    try:
+        current_remote(settings, embedder)
+    except EmbeddingError as exc:
+        logger.warning("knowledge in DashVector not refreshed: %s", exc)
+
+
+def _find_remote(settings: KnowledgeSettings, embedder: Embedder, question: str) -> List[Chunk]:
+    try:
+        try:
+            current_remote(settings, embedder)
+        except EmbeddingError as exc:  # the collection as it is still answers
+            logger.warning("knowledge in DashVector not refreshed: %s", exc)
+        [vector] = embedder.embed([question])
+        found = engine_for(settings).query(vector, max(CANDIDATES, CANDIDATES_PER_RESULT * settings.top_k))
+    except (EmbeddingError, OSError) as exc:
+        logger.warning("answering without the knowledge folder: %s", exc)
+        return []
+    return choose(remote_candidates(found, question), question, settings.top_k, settings.min_score)
