@@ -16,7 +16,7 @@ from shared.common import log
 from shared.common.errors import LLMError
 from shared.reply import texts
 from shared.reply.answer import Answer
-from shared.reply.dingtalk.cards import CardError, CardStream
+from shared.reply.dingtalk.cards import STOPPED_NOTE, CardError, CardStream, Stopped
 from shared.reply.events import NOTE, REASONING, REPLACE, SOURCES, STATUS, TEXT, Event, sources_line
 from shared.reply.llm.reasoning import split_reasoning, with_reasoning
 from shared.reply.outcomes import Outcome
@@ -91,6 +91,19 @@ def answer_from_events(events: Iterator[Event], show_reasoning: bool, notes: str
     return Answer(answer, Outcome.ANSWERED, transcript.display(notes, with_status=False).strip())
 
 
+def _stopped(cards: CardStream, events: Iterator[Event], transcript: Transcript,
+             step: Callable[[Callable[[], object]], bool]) -> Answer:
+    """停止 was pressed: the model's stream is closed (the brain's generator with it), the card keeps what it shows
+    and says so, and history keeps the answer so far, marked as stopped."""
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
+    logger.info("stopped from the card after %d characters", len(transcript.answer))
+    step(lambda: cards.stop(transcript.display(with_status=False)))
+    so_far = transcript.answer.strip()
+    return Answer(f"{so_far}\n\n（{STOPPED_NOTE}）" if so_far else f"（{STOPPED_NOTE}）", Outcome.ANSWERED, "")
+
+
 def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning: bool,
                       on_card_error: Callable[[CardError], None], notes: str = "", guard: Guard = _unguarded) -> Answer:
     """The answer in ``cards``, whose first card is showing; ``events`` is started only once the first card exists."""
@@ -117,6 +130,8 @@ def stream_into_cards(cards: CardStream, events: Iterator[Event], show_reasoning
         so_far = transcript.display(with_status=False).strip()
         failed_in_card = showing and step(lambda: cards.fail(so_far, reason))
         return Answer(reason, Outcome.LLM_ERROR, "" if failed_in_card else None)
+    except Stopped:
+        return _stopped(cards, events, transcript, step)
     answer = transcript.answer.strip()
     if not answer:
         failed_in_card = showing and step(lambda: cards.fail("", texts.EMPTY_ANSWER))

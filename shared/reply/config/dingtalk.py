@@ -47,13 +47,15 @@ class DingTalkApp(NamedTuple):
 class CardSettings(NamedTuple):
     """Answers streamed into a DingTalk AI card: on whenever the app is configured, unless
     ``CARD_STREAMING=off``. Without ``DINGTALK_CARD_TEMPLATE_ID`` the card is DingTalk's built-in AI
-    markdown card, so an AppKey alone turns streaming on."""
+    markdown card, so an AppKey alone turns streaming on. ``CARD_BUTTONS=on`` adds 停止, 重新回答 and 👍/👎
+    (``card_actions.py``); they need a template of the team's own that has them (``cards/``)."""
 
     template_id: str
     content_key: str
     update_interval_seconds: float
     max_chars: int
     max_calls: int
+    buttons: bool = False
 
     @property
     def builtin(self) -> bool:
@@ -66,10 +68,15 @@ class CardSettings(NamedTuple):
             return None
         template = read.text("DINGTALK_CARD_TEMPLATE_ID")
         content_key = (read.text("DINGTALK_CARD_CONTENT_KEY") or "content") if template else BUILTIN_CARD_CONTENT_KEY
+        buttons = read.choice("CARD_BUTTONS", "off", ("on", "off")) == "on"
+        if buttons and not template:
+            read.fail("DINGTALK_CARD_TEMPLATE_ID", "CARD_BUTTONS=on needs the card template with the buttons "
+                      "(cards/ai-card-with-buttons.json); DingTalk's built-in card has none",
+                      "CARD_BUTTONS=on 需要带按钮的卡片模板（cards/ai-card-with-buttons.json），钉钉内置的卡片没有按钮")
         return cls(template or BUILTIN_CARD_TEMPLATE, content_key,
                    read.number("CARD_UPDATE_INTERVAL_MS", 300, int, 50, 10000) / 1000,
                    read.number("CARD_MAX_CHARS", 3000, int, 500, 3000),
-                   read.number("CARD_MAX_CALLS", 25, int, 6, 200))
+                   read.number("CARD_MAX_CALLS", 25, int, 6, 200), buttons)
 
 
 class DeliverySettings(NamedTuple):

@@ -19,6 +19,13 @@ Limits that only show on the real platform:
   never spends more than ``CARD_MAX_CALLS`` calls: once a card is half full the calls a next
   card needs are kept aside, and what the budget cannot show goes out through the session
   webhook instead.
+
+With ``CARD_BUTTONS=on`` (a template of the team's own, ``cards/ai-card-with-buttons.json``) the card is created
+with ``callbackType: HTTP`` and the app's route key, so a click reaches the receiver
+(``shared/common/card_actions.py``), and its ``status`` variable says which buttons show: 停止 while it streams
+(``streaming``), 重新回答 and 👍/👎 once it is ``finished``, none when ``stopped`` or ``failed``. Between two
+updates the stream looks for a 停止 mark on the storage (``oss/card_marks.py``) and, when it finds one from this
+conversation, raises ``Stopped``: the card keeps what it shows and says 已停止.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from shared.common.card_actions import route_key
 from shared.common.errors import DingbotError
 from shared.common.random_ids import random_id
 from shared.reply.address import ChatAddress
@@ -40,9 +48,16 @@ PROCESSING, INPUTTING, FINISHED, FAILED = "1", "2", "3", "5"
 BUILTIN_ORDER = json.dumps({"order": ["msgTitle", "msgContent", "staticMsgContent", "msgTextList", "msgImages",
                                       "msgSlider", "msgButtons"]})
 MERGE_BY_KEY = {"updateCardDataByKey": True}
+# The ``status`` variable of the template with buttons: which of them show.
+STREAMING, DONE, STOPPED, BROKEN = "streaming", "finished", "stopped", "failed"
+STOPPED_NOTE = "已停止"
 GROWTH = 1.5
 MAX_INTERVAL_SECONDS = 5.0
 MIN_NEW_CHARS = 20
+
+
+class Stopped(Exception):
+    """Someone in the conversation pressed 停止 on the card being streamed into."""
 
 
 class CardError(DingbotError):
@@ -110,6 +125,8 @@ class CardStream:
         self.next_update_at = float("-inf")
         self.overflow: Optional[int] = None  # index of the first part no card will show
         self.closed = False  # the answer is finished or failed: no call changes the cards any more
+        # With buttons: the conversation a 停止 on this card came from (None: not pressed); see card_marks.py.
+        self.stop_requested: Optional[Callable[[str], Optional[str]]] = None
 
     # --- the calls --------------------------------------------------------------------------------
 
@@ -123,8 +140,13 @@ class CardStream:
     def _create(self) -> _Card:
         card = _Card(f"dingbot-{random_id()}")
         params = {"flowStatus": PROCESSING} if self.settings.builtin else {self.settings.content_key: ""}
+        # Clicks go to the URL registered for the route key (make doctor --register-card-callback).
+        callback = {"callbackType": "HTTP", "callbackRouteKey": route_key(self.address.robot)} \
+            if self.settings.buttons else {"callbackType": "STREAM"}
+        if self.settings.buttons:
+            params["status"] = STREAMING
         answer = self._call("card create and deliver", "POST", "/v1.0/card/instances/createAndDeliver", {
-            "cardTemplateId": self.settings.template_id, "outTrackId": card.out_track_id, "callbackType": "STREAM",
+            "cardTemplateId": self.settings.template_id, "outTrackId": card.out_track_id, **callback,
             "cardData": {"cardParamMap": params}, "userIdType": 1,
             **open_space(self.address, self.address.robot_code or self.api.app.robot_code)})
         undelivered = undelivered_reason(answer)
@@ -154,13 +176,21 @@ class CardStream:
         if text and self.first_shown is None:
             self.first_shown = self.clock()
 
-    def _close(self, card: _Card, text: str, *, error: bool = False) -> None:
+    def _buttons(self, card: _Card, status: str) -> None:
+        """The template's ``status``: which buttons the card shows now."""
+        self._call("card buttons update", "PUT", "/v1.0/card/instances",
+                   {"outTrackId": card.out_track_id, "cardData": {"cardParamMap": {"status": status}},
+                    "cardUpdateOptions": MERGE_BY_KEY})
+
+    def _close(self, card: _Card, text: str, *, error: bool = False, status: str = DONE) -> None:
         if self.settings.builtin:
             self._status(card, FAILED if error else FINISHED, text)
             card.shown = text
             self._mark_shown(text)
         else:
             self._stream(card, text, final=True, error=error)
+            if self.settings.buttons:
+                self._buttons(card, BROKEN if error else status)
 
     # --- the budget -------------------------------------------------------------------------------
 
@@ -168,9 +198,13 @@ class CardStream:
         """One streaming call, and (built-in card) the switch to "inputting" before the first."""
         return 2 if self.settings.builtin and not card.inputting else 1
 
+    def _cost_of_closing(self) -> int:
+        """The last update, and (with buttons) the status that shows the finished card's buttons."""
+        return 2 if self.settings.buttons else 1
+
     def _cost_of_a_card(self) -> int:
         """Create, one update, finish: what a next card must be able to afford."""
-        return 2 + self._cost_of_update(_Card(""))
+        return 1 + self._cost_of_closing() + self._cost_of_update(_Card(""))
 
     def _left(self) -> int:
         return self.settings.max_calls - self.calls
@@ -186,7 +220,7 @@ class CardStream:
     def _advance(self, parts: List[str]) -> None:
         """Finish every card whose part is complete and open the next, while the budget allows."""
         while self.overflow is None and len(parts) > len(self.cards):
-            if self._left() - 1 < self._cost_of_a_card():  # 1: finishing this card
+            if self._left() - self._cost_of_closing() < self._cost_of_a_card():  # finishing this card
                 self.overflow = len(self.cards)
                 return
             self._close(self.cards[-1], parts[len(self.cards) - 1])
@@ -200,14 +234,35 @@ class CardStream:
         visible = parts[len(self.cards) - 1]
         now = self.clock()
         due = now >= self.next_update_at and len(visible) - len(card.shown) >= (MIN_NEW_CHARS if card.shown else 1)
-        # Always keep the call that finishes this card; once it is half full, also what a next card costs.
-        reserve = 1 + (self._cost_of_a_card() if len(visible) > self.settings.max_chars // 2 else 0)
+        # Always keep the calls that finish this card; once it is half full, also what a next card costs.
+        reserve = self._cost_of_closing() + (self._cost_of_a_card() if len(visible) > self.settings.max_chars // 2
+                                             else 0)
         affordable = self._left() - self._cost_of_update(card) >= reserve
         if visible != card.shown and due and affordable:
+            self._raise_if_stopped()
             self._stream(card, visible)
             interval = min(MAX_INTERVAL_SECONDS, self.settings.update_interval_seconds * GROWTH ** self.updates)
             self.updates += 1
             self.next_update_at = now + interval
+
+    def _raise_if_stopped(self) -> None:
+        """Between two updates: ``Stopped`` when someone of this conversation pressed 停止 on one of its cards."""
+        if self.stop_requested is None:
+            return
+        for card in self.cards:
+            space = self.stop_requested(card.out_track_id)
+            if space is not None and (not space or space.rsplit(".", 1)[-1] == self.address.conversation_id):
+                raise Stopped()
+
+    def stop(self, text: str) -> str:
+        """End the answer where it was stopped: the card keeps what it shows and says 已停止; returns what the
+        card holds (for history)."""
+        parts = self._parts(text) if text.strip() else [""]
+        shown = parts[min(len(self.cards), len(parts)) - 1]
+        kept = f"{shown}\n\n{STOPPED_NOTE}" if shown.strip() else STOPPED_NOTE
+        self._close(self.cards[-1], kept, status=STOPPED)
+        self.closed = True
+        return "".join(parts[:len(self.cards)])
 
     def finish(self, text: str) -> str:
         """Finish the answer; return the part of it no card holds (empty when the cards hold it all)."""
