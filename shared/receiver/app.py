@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Mapping, Optional, Tuple
 
 from shared.common import log
+from shared.common.card_actions import callback_secret, parse_card_callback
 from shared.common.errors import ConfigError, InvokeError, MalformedRequest, SignatureError
 from shared.common.message import IncomingMessage
 from shared.receiver.config import ReceiverConfig, load_receiver_config
@@ -21,8 +22,11 @@ from shared.receiver.fc import invoke
 from shared.receiver.fc.adapters import HttpRequest, HttpResponse, error_response, ok_response
 
 logger = log.get("receiver")
-# One receiver URL serves every robot; ``/bots/<name>`` accepts only that robot's callbacks.
+# One receiver URL serves every robot; ``/bots/<name>`` accepts only that robot's callbacks. Clicks on the
+# buttons of answers' cards come to ``/card-callback`` (``/bots/<name>/card-callback``): the URL
+# ``make doctor --register-card-callback`` registers.
 ROBOT_PATH = re.compile(r"/bots/([^/]*)/?")
+CARD_CALLBACK = re.compile(r"(?:/bots/([^/]*))?/card-callback/?")
 
 
 def _now_ms() -> int:
@@ -31,12 +35,16 @@ def _now_ms() -> int:
 
 def hand_off(config: ReceiverConfig, message: IncomingMessage, context: Any) -> str:
     """Invoke the reply function asynchronously; return FC's request id (or "duplicate")."""
+    # Two robots in one group each get the same message: each needs its own FC task.
+    task_id = invoke.task_id_for(f"{message.robot}\n{message.msgId}" if message.robot else message.msgId)
+    return invoke_reply(config, message.to_payload(), task_id, context)
+
+
+def invoke_reply(config: ReceiverConfig, payload: bytes, task_id: str, context: Any) -> str:
+    """One asynchronous invocation of the reply function, deduplicated by ``task_id``."""
     creds = invoke.Credentials.from_context(context)
     log.add_secret(creds.access_key_secret, creds.security_token)
     endpoint = invoke.resolve_endpoint(config.fc_endpoint, context)
-    # Two robots in one group each get the same message: each needs its own FC task.
-    task_id = invoke.task_id_for(f"{message.robot}\n{message.msgId}" if message.robot else message.msgId)
-    payload = message.to_payload()
     if config.service_name:
         return invoke.invoke_fc2(endpoint, creds, config.service_name, config.reply_function, payload, task_id)
     return invoke.invoke_fc3(endpoint, creds, config.reply_function, payload, task_id)
@@ -58,6 +66,34 @@ def handle(request: HttpRequest, env: Optional[Mapping[str, str]] = None,
         return _handle(config, request, now_ms())
 
 
+def _card_click(config: ReceiverConfig, request: HttpRequest, now: int, named: Optional[str]) -> HttpResponse:
+    """A click on an answer's card: signed with the ``apiSecret`` registered for the robot's app (derived from its
+    secret, ``card_actions.callback_secret``), as DingTalk signs robot messages; handed to the reply function."""
+    robots = config.robots if named is None else tuple(r for r in config.robots if r[0] == named and r[0])
+    try:
+        robot = signing_robot(tuple((name, callback_secret(secret)) for name, secret in robots if secret),
+                              request.headers.get("timestamp"), request.headers.get("sign"), now_ms=now,
+                              window_seconds=config.signature_window_seconds)
+    except SignatureError as exc:
+        logger.warning("rejected card callback: %s", exc)
+        return error_response(403, "forbidden")
+    signature = signature_id(request.headers.get("timestamp") or "", request.headers.get("sign") or "")
+    try:
+        click = parse_card_callback(request.body)._replace(robot=robot, signature=signature)
+    except MalformedRequest as exc:
+        logger.warning("malformed card callback: %s", exc)
+        return error_response(400, str(exc))
+    try:
+        reply_request_id = invoke_reply(config, click.to_payload(), invoke.task_id_for(f"card\n{signature}"),
+                                        request.context)
+    except (InvokeError, ConfigError) as exc:
+        logger.error("could not hand the card action to %s: %s", config.reply_function, exc)
+        return error_response(502, "could not reach the reply function")
+    logger.info("handed off card action %s to %s reply_request_id=%s", click.action, config.reply_function,
+                reply_request_id)
+    return ok_response()
+
+
 def _robots_for(config: ReceiverConfig, path: str) -> Tuple[Tuple[str, str], ...]:
     """The robots a callback on ``path`` may come from: the one ``/bots/<name>`` names (none when no robot has
     that name), or any."""
@@ -73,6 +109,9 @@ def _handle(config: ReceiverConfig, request: HttpRequest, now: int) -> HttpRespo
     if (request.declared_length or len(request.body)) > config.max_body_bytes:
         logger.warning("refused a body of %s bytes", request.declared_length)
         return error_response(413, "body too large")
+    clicked = CARD_CALLBACK.fullmatch(request.path)
+    if clicked is not None:
+        return _card_click(config, request, now, clicked.group(1))
     try:
         robot = signing_robot(_robots_for(config, request.path), request.headers.get("timestamp"),
                               request.headers.get("sign"), now_ms=now, window_seconds=config.signature_window_seconds)
