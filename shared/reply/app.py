@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from shared.common import log
 from shared.common.bots import parse_bots, robot_environment
@@ -60,12 +60,23 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
 
         with log.bound(fn="reply", request_id=request_id):
             return json.dumps(handle_tick(fired, env, context))
+    if b'"cardAction"' in (event.encode() if isinstance(event, str) else event)[:64]:
+        from shared.reply.card_clicks import handle_click
+
+        with log.bound(fn="reply", request_id=request_id):
+            return json.dumps(handle_click(event, env, context))
     try:
         message = IncomingMessage.from_payload(event)
     except MalformedRequest as exc:
         log.setup(20)
         logger.error("ignored a malformed payload: %s request_id=%s", exc, request_id)
         return json.dumps({"status": "malformed"})
+    return json.dumps(answer_message(message, env, context))
+
+
+def answer_message(message: IncomingMessage, env: Mapping[str, str], context: Any) -> Dict[str, Any]:
+    """One message answered (or refused, or found a duplicate): ``{"status": outcome}``. Never raises."""
+    request_id = getattr(context, "request_id", None)
     with log.bound(fn="reply", request_id=request_id, msg_id=message.msgId):
         try:
             config = load_reply_config(robot_environment(env, parse_bots(env.get("BOTS") or ""), message.robot))
@@ -75,7 +86,7 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             # Even without a valid config the asker deserves to know.
             _tell(WebhookSender(allowed_webhook_hosts(EnvReader(env))), message,
                   texts.MISCONFIGURED.format(variable=exc.variable))
-            return json.dumps({"status": "misconfigured", "variable": exc.variable})
+            return {"status": "misconfigured", "variable": exc.variable}
         log.setup(config.log_level)
         log.add_secret(config.model.api_key)
         log.add_secret(config.brain.api_key, config.knowledge.dashvector_api_key)
@@ -96,4 +107,4 @@ def handle_event(event: bytes | str, context: Any, env: Optional[Mapping[str, st
             if replier is None or not replier.fail_open_card(texts.INTERNAL):
                 _tell(sender, message, texts.INTERNAL)
             status = "internal-error"
-    return json.dumps({"status": status})
+    return {"status": status}

@@ -16,6 +16,7 @@ from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.config import ReplyConfig
 from shared.reply.conversation_settings import PERSONA, PERSONA_MAX_CHARS, InForce
+from shared.reply.oss.card_marks import BAD, GOOD
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import Entry, Totals, short
@@ -153,9 +154,25 @@ class Commands:
 
         mine = [e for e in month if e.sender == sender]
         here = [e for e in month if e.conversation == conversation]
-        return Done(texts.USAGE.format(day=today, tz=self.config.timezone, me_today=line(of_today(mine)),
-                                          me_month=line(mine), here_today=line(of_today(here)),
-                                          here_month=line(here)), Outcome.USAGE)
+        report = texts.USAGE.format(day=today, tz=self.config.timezone, me_today=line(of_today(mine)),
+                                    me_month=line(mine), here_today=line(of_today(here)), here_month=line(here))
+        return Done(report + self._feedback(message, today, conversation), Outcome.USAGE)
+
+    def _feedback(self, message: IncomingMessage, today: str, conversation: str) -> str:
+        """For a group's admins (or in a one-to-one chat): today's 👍/👎 on answers' cards (CARD_BUTTONS=on)."""
+        marks = self.storage.cards
+        if marks is None or self.config.card is None or not self.config.card.buttons or \
+                (message.is_group and not message.isAdmin):
+            return ""
+        try:
+            votes = marks.feedback_on(today)
+        except OSError:
+            return ""
+        here = [v for v in votes if v.get("conversation") == conversation]
+        return texts.USAGE_FEEDBACK.format(good_here=sum(v["value"] == GOOD for v in here),
+                                           bad_here=sum(v["value"] == BAD for v in here),
+                                           good_all=sum(v["value"] == GOOD for v in votes),
+                                           bad_all=sum(v["value"] == BAD for v in votes))
 
     def _persona(self, argument: str, key: str, message: IncomingMessage, conversation: Conversation) -> Done:
         """``\\system`` shows, ``\\system <text>`` sets, ``\\system reset`` clears the persona.

@@ -208,9 +208,26 @@ class Replier:
             # Kept up to the deployment's maximum, so a conversation that chooses more turns later finds them.
             self.storage.add_turn(key, message.msgId, message.createAt, answer.asked or message.question, kept,
                                   handling.conversation, self.config.conversation.max_history_length, session)
+            self._remember_cards(handling)
         self.storage.finish(claim, key)
         logger.info("%s (%d chars; %d messages)", answer.outcome, len(answer.text), parts)
         return answer.outcome
+
+    def _remember_cards(self, handling: Handling) -> None:
+        """With buttons: what 重新回答 and 👍/👎 on the answer's cards will need (``oss/card_marks.py``)."""
+        cards, marks = handling.cards, self.storage.cards
+        if cards is None or not cards.settings.buttons or marks is None:
+            return
+        message, report = handling.message, self._report(handling)
+        # The session webhook's token is not kept: a regeneration answers through the robot OpenAPI.
+        asked = message._replace(sessionWebhook=message.sessionWebhook.split("?", 1)[0], sessionWebhookExpiredTime=1)
+        answer = {"payload": asked.to_payload().decode("utf-8"), "conversation": message.conversationId,
+                  "robot": message.robot, "model": report.model if report is not None else ""}
+        try:
+            for card in cards.cards:
+                marks.remember(card.out_track_id, answer)
+        except OSError as exc:
+            logger.warning("the answer's buttons will not find it: %s", exc)
 
     def _settle(self, handling: Handling) -> None:
         """The settings this conversation is answered with (``conversation_settings.py``), and its turns cut to
@@ -318,6 +335,8 @@ class Replier:
         if cards is None:
             return None
         handling.cards = cards
+        if cards.settings.buttons and self.storage.cards is not None:
+            cards.stop_requested = self.storage.cards.stop_requested
         try:
             cards.start()
         except CardError as exc:

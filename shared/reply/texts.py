@@ -36,6 +36,7 @@ USAGE = ("用量（{day}，按 {tz} 计）\n"
          "本会话：今天 {here_today}；本月 {here_month}\n"
          "（费用按公开价目估算，仅供参考；指令不计入）")
 USAGE_LINE = "{messages} 条提问，{tokens:,} tokens，约 ¥{cost:.2f}"
+USAGE_FEEDBACK = "\n今天的回答反馈：本会话 👍 {good_here} · 👎 {bad_here}；全部会话 👍 {good_all} · 👎 {bad_all}"
 USAGE_UNAVAILABLE = "暂时读不到用量记录（存储不可用），请稍后再试。"
 TOOLS_NONE = "这个机器人没有开启工具（TOOLS=off），只凭模型自己的知识回答。"
 TOOLS_LIST = "机器人回答时可以用这些工具：\n{tools}"

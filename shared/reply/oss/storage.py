@@ -17,6 +17,7 @@ from shared.common import log
 from shared.common.message import IncomingMessage
 from shared.reply.config.storage import StorageSettings
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs
+from shared.reply.oss.card_marks import CardMarks
 from shared.reply.oss.claims import Claim, Claims
 from shared.reply.oss.history import Conversation, HistoryStore, Session, digest
 from shared.reply.oss.operator import OperatorSettings
@@ -66,7 +67,7 @@ class Storage:
     def __init__(self, history: Optional[HistoryStore], claims: Optional[Claims], *,
                  quota: Optional[QuotaMemo] = None, usage: Optional[UsageBook] = None,
                  operator: Optional[OperatorSettings] = None, schedules: Optional[ScheduleBook] = None,
-                 unavailable: str = "",
+                 cards: Optional[CardMarks] = None, unavailable: str = "",
                  calendar: Optional[Calendar] = None, clock: Callable[[], float] = time.time) -> None:
         self.history = history
         self.claims = claims
@@ -77,6 +78,7 @@ class Storage:
         self.quota = quota
         self.operator = operator
         self.schedules = schedules
+        self.cards = cards  # what the buttons on answers' cards leave (card_marks.py)
         self.unavailable = unavailable
         self.clock = clock
 
@@ -93,9 +95,10 @@ class Storage:
         blobs = MountBlobs(mount / DATA_FOLDER)
         api = cls._api_blobs(settings, credentials, region)
         claims = Claims(api, atomic_create=True) if api else Claims(blobs, atomic_create=False)
+        calendar = Calendar(timezone)
         return cls(HistoryStore(blobs), claims, quota=QuotaMemo(blobs),
-                   usage=UsageBook(blobs, Calendar(timezone)), operator=OperatorSettings(blobs),
-                   schedules=ScheduleBook(blobs, claims.blobs))
+                   usage=UsageBook(blobs, calendar), operator=OperatorSettings(blobs),
+                   schedules=ScheduleBook(blobs, claims.blobs), cards=CardMarks(blobs, claims.blobs, calendar))
 
     @staticmethod
     def _api_blobs(settings: StorageSettings, credentials: Any, region: Optional[str]) -> Optional[ApiBlobs]:
