@@ -10,6 +10,9 @@
                      写、读、删一个小对象，查看桶的版本控制和 FC 挂载的目录
   --url 地址         已部署的接收函数能否通过签名探测（签名的空消息：400 表示签名通过且不会触发回复；
                      403 表示密钥不同）
+  --register-card-callback
+                     与 --url 一起用：把接收函数的 /card-callback 登记为卡片按钮的回调地址（每个机器人一次，
+                     需要 AppKey/AppSecret；CARD_BUTTONS=on 时用）
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from shared.common.errors import ConfigError  # noqa: E402
 from shared.receiver.config import ReceiverConfig  # noqa: E402
 from shared.reply.config import ReplyConfig  # noqa: E402
 from shared.reply.config.model import COMPLETIONS_PATH, llm_base_url  # noqa: E402
+from shared.reply.dingtalk.callbacks import register_card_callback  # noqa: E402
 from shared.reply.dingtalk.openapi import OpenApiError, TokenCache  # noqa: E402
 from shared.reply.oss.blobs import ApiBlobs, MountBlobs  # noqa: E402
 from shared.reply.oss.quota import QuotaMemo  # noqa: E402
@@ -315,6 +319,39 @@ def run_checks(env: Mapping[str, str], args: argparse.Namespace) -> List[Result]
         results.append(check_llm(env))
     if args.url:
         results.append(check_receiver_url(args.url, env.get("DINGTALK_APP_SECRET", "")))
+    if args.register_card_callback:
+        results += register_card_callbacks(env, args.url)
+    return results
+
+
+def register_card_callbacks(env: Mapping[str, str], url: Optional[str]) -> List[Result]:
+    """The receiver's card-callback URL registered for the deployment's robot and each of BOTS with an app."""
+    if not url:
+        return [Result(False, "卡片回调", "登记回调地址需要接收函数的地址：make doctor ARGS=\"--url https://… "
+                                       "--register-card-callback\"")]
+    try:
+        bots = parse_bots(env.get("BOTS") or "")
+    except ConfigError as exc:
+        return [Result(False, "卡片回调", f"BOTS 有误：{exc.hint}")]
+    results = []
+    for robot in ["", *bots]:
+        name = f"卡片回调（机器人 {robot}）" if robot else "卡片回调"
+        try:
+            config = ReplyConfig.from_env(reply_environment(robot_environment(env, bots, robot)))
+        except ConfigError as exc:
+            results.append(Result(False, name, f"{dotenv_name(exc.variable)} {exc.hint}"))
+            continue
+        if config.app is None:
+            if not robot:
+                results.append(Result(False, name, "没有设置 DINGTALK_APP_KEY：按钮需要应用的 AppKey/AppSecret"))
+            continue
+        try:
+            done = register_card_callback(config.app, url, robot)
+        except OpenApiError as exc:
+            results.append(Result(False, name, f"钉钉拒绝了登记：{exc}"))
+            continue
+        buttons = "" if config.card and config.card.buttons else "（CARD_BUTTONS 还没有打开）"
+        results.append(Result(True, name, f"{done['routeKey']} → {done['url'] or url}{buttons}"))
     return results
 
 
@@ -328,6 +365,8 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--check-dingtalk", action="store_true", help="用 AppKey/AppSecret 取一次 access token")
     parser.add_argument("--check-oss", action="store_true", help="经 OSS API 检查 OSS_BUCKET")
     parser.add_argument("--url", help="签名探测已部署的接收函数")
+    parser.add_argument("--register-card-callback", action="store_true",
+                        help="把 --url 的 /card-callback 登记为卡片按钮的回调地址")
     args = parser.parse_args(argv)
     env = read_dotenv(args.env_file).merged()
     results = run_checks(env, args)
