@@ -24,6 +24,7 @@ from devstack.dotenv import read_dotenv
 from devstack.fc_context import Credentials
 from shared.reply import timezone
 from shared.reply.oss.blobs import ApiBlobs, Blobs, MountBlobs
+from shared.reply.oss.card_marks import BAD, FEEDBACK, GOOD, CardMarks
 from shared.reply.oss.storage import API_PREFIX, DATA_FOLDER
 from shared.reply.oss.usage import Calendar, UsageBook, summarise
 from shared.reply.timezone import DEFAULT_TIMEZONE
@@ -47,6 +48,24 @@ def daily(book: UsageBook) -> List[Dict[str, Any]]:
     for day in book.days():
         days[day] = summarise(day, book.records(day))
     return [days[day] for day in sorted(days)]
+
+
+def feedback(book: UsageBook) -> List[Dict[str, Any]]:
+    """Every person's latest 👍/👎 on each answer (``oss/card_marks.py``), with its day, oldest day first."""
+    marks = CardMarks(book.blobs, book.blobs, book.calendar)
+    days = sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in book.blobs.list(FEEDBACK))
+    return [{**record, "day": day} for day in days for record in marks.feedback_on(day)]
+
+
+def bad_shares(records: List[Dict[str, Any]], by: str) -> Dict[str, Dict[str, float]]:
+    """For each model (``by="model"``) or day, how many answers got 👍, 👎 and the share of 👎."""
+    found: Dict[str, Dict[str, float]] = {}
+    for record in records:
+        counts = found.setdefault(record.get(by) or "（未知）", {GOOD: 0, BAD: 0})
+        counts[record["value"]] += 1
+    for counts in found.values():
+        counts["share"] = counts[BAD] / (counts[GOOD] + counts[BAD])
+    return dict(sorted(found.items()))
 
 
 def merge(days: List[Dict[str, Any]], group: str) -> List[Dict[str, Any]]:
@@ -139,6 +158,21 @@ class Charts:
         self.title(axes, "每月钉钉接口调用（虚线：免费版 5,000 次）")
         return self.png(figure)
 
+    def bad_share(self, records: List[Dict[str, Any]]) -> bytes:
+        """The share of 👎 among the day's 👍/👎, one line per model."""
+        figure, axes = self.plt.subplots(figsize=(8, 3))
+        days = sorted({record["day"] for record in records})
+        for model in sorted({record.get("model") or "（未知）" for record in records}):
+            per_day = bad_shares([r for r in records if (r.get("model") or "（未知）") == model], "day")
+            axes.plot([day[5:] for day in days], [per_day[day]["share"] * 100 if day in per_day else None
+                                                  for day in days], marker="o", label=model)
+        axes.set_ylim(0, 100)
+        if records:
+            axes.legend(fontsize=7)
+        self.title(axes, "每天回答中 👎 的比例（%），按模型")
+        axes.tick_params(axis="x", labelrotation=60, labelsize=7)
+        return self.png(figure)
+
     def overview(self, days: List[Dict[str, Any]]) -> bytes:
         figure, grid = self.plt.subplots(2, 2, figsize=(12, 7))
         for axes, what in zip(grid.flat, ("messages", "tokens", "cost", "latency")):
@@ -156,7 +190,7 @@ def yuan(micro: int) -> str:
     return f"¥{micro / 1_000_000:,.2f}"
 
 
-def render(days: List[Dict[str, Any]], charts: Charts) -> str:
+def render(days: List[Dict[str, Any]], charts: Charts, votes: Optional[List[Dict[str, Any]]] = None) -> str:
     totals = {field: sum(day[field] for day in days)
               for field in ("messages", "prompt_tokens", "completion_tokens", "cost_micro", "card_calls")}
     months: Dict[str, int] = {}
@@ -188,6 +222,14 @@ def render(days: List[Dict[str, Any]], charts: Charts) -> str:
                                     ["总计", *(percentile(total, q) for q in (0.5, 0.9, 0.99))]])),
         ("结果", table(["结果", "条数"], [[OUTCOME_NAMES.get(k, k), v] for k, v in sorted(outcomes.items())])),
     ]
+    if votes:
+        sections += [
+            ("回答反馈：每天 👎 的比例，按模型（卡片上的 👍/👎，每人每个回答算一次）",
+             image(charts.bad_share(votes), "每天 👎 的比例")),
+            ("回答反馈，按模型", table(["模型", "👍", "👎", "👎 占比"], [
+                [model, int(c[GOOD]), int(c[BAD]), f"{c['share']:.0%}"]
+                for model, c in bad_shares(votes, "model").items()])),
+        ]
     period = f"{days[0]['day']} 至 {days[-1]['day']}" if days else "（还没有用量记录）"
     summary = (f'<p class="totals">时段：{period}　提问 <b id="messages">{totals["messages"]:,}</b> 条　'
                f'token <b id="tokens">{totals["prompt_tokens"] + totals["completion_tokens"]:,}</b>　'
@@ -235,11 +277,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.bucket and not (args.oss_dir / DATA_FOLDER).is_dir():
         print(f"{args.oss_dir} 里没有 {DATA_FOLDER}/：先运行 make run 或 make demo，或用 --oss-dir 指向桶的副本")
         return 1
-    days = daily(UsageBook(open_blobs(args), Calendar(args.tz)))
+    book = UsageBook(open_blobs(args), Calendar(args.tz))
+    days, votes = daily(book), feedback(book)
     font = cjk_font()
     charts = Charts(font)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "usage-report.html").write_text(render(days, charts), encoding="utf-8")
+    (args.out / "usage-report.html").write_text(render(days, charts, votes), encoding="utf-8")
     (args.out / "usage-summary.png").write_bytes(charts.overview(days))
     print(f"报告：{args.out / 'usage-report.html'}（{len(days)} 天）")
     print(f"概览图：{args.out / 'usage-summary.png'}")
