@@ -23,6 +23,8 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
+import requests
+
 from devstack.loopback import JsonHandler, LoopbackServer
 from shared.receiver.dingtalk.signature import compute_sign
 
@@ -122,6 +124,7 @@ class WebhookSink(LoopbackServer):
         # When set: createAndDeliver creates the card but delivers it to nobody, with this errorMsg.
         self.undeliverable: Optional[str] = None
         self.api_calls: List[Dict[str, Any]] = []
+        self.card_callbacks: Dict[str, Dict[str, str]] = {}  # route key -> {url, apiSecret}
         self.changed = threading.Condition()
 
     @property
@@ -132,6 +135,27 @@ class WebhookSink(LoopbackServer):
     @token.setter
     def token(self, value: str) -> None:
         self.apps[self.app_key] = (self.app_secret, value)
+
+    def click(self, out_track_id: str, user_id: str, action: str, *, space_id: Optional[str] = None,
+              timestamp_ms: Optional[int] = None, sign: Optional[str] = None) -> requests.Response:
+        """A person presses a button on a card: DingTalk POSTs the card callback to the URL registered for the
+        card's route key, the body shaped as the official stream SDK's ``CardCallbackMessage.to_dict`` and
+        signed with the registered ``apiSecret`` as robot messages are signed (an assumption: see
+        ``shared/common/card_actions.py``). ``timestamp_ms``/``sign`` forge or age a callback in tests."""
+        with self.changed:
+            card = self.cards[out_track_id]
+            route = self.card_callbacks.get(card.get("callbackRouteKey") or "")
+        if card.get("callbackType") != "HTTP" or route is None:
+            raise AssertionError(f"card {out_track_id} has no registered HTTP callback")
+        conversation = card["openSpaceId"].rsplit(".", 1)[-1]
+        body = {"extension": "{}", "corpId": "ding-corp-demo", "type": "actionCallback", "userId": user_id,
+                "content": json.dumps({"cardPrivateData": {"actionIds": [action], "params": {}}}),
+                "outTrackId": out_track_id, "spaceType": card["openSpaceId"].split("//", 1)[-1].split(".", 1)[0],
+                "spaceId": conversation if space_id is None else space_id}
+        headers = signed_headers(route["apiSecret"], timestamp_ms)
+        if sign is not None:
+            headers["sign"] = sign
+        return requests.post(route["url"], json=body, headers=headers, timeout=10)
 
     def add_app(self, app_key: str, app_secret: str) -> None:
         """Another app of the organisation: its robot gets tokens, cards and files like the first."""
@@ -222,6 +246,19 @@ class _SinkHandler(JsonHandler):
         self._refuse(400, "param.invalid", "cardParamMap values must be strings")
         return False
 
+    def _register_callback(self, body: Dict[str, Any]) -> None:
+        """``/v1.0/card/callbacks/register`` (``RegisterCallbackRequest`` of alibabacloud_dingtalk.card_1_0): a
+        route key already registered is replaced only with ``forceUpdate``."""
+        key, url = body.get("callbackRouteKey"), body.get("callbackUrl")
+        if not isinstance(key, str) or not key or not isinstance(url, str) or not url:
+            return self._refuse(400, "invalidParameter", "callbackRouteKey and callbackUrl are required")
+        secret = body.get("apiSecret") or uuid.uuid4().hex
+        with self.server.changed:
+            if key in self.server.card_callbacks and not body.get("forceUpdate"):
+                return self._refuse(400, "callbackRouteKey.exists", "callbackRouteKey already registered")
+            self.server.card_callbacks[key] = {"url": url, "apiSecret": secret}
+        self.send_json(200, {"success": True, "result": {"apiSecret": secret, "callbackUrl": url}})
+
     def _create_card(self, body: Dict[str, Any]) -> None:
         params = (body.get("cardData") or {}).get("cardParamMap") or {}
         if not self._params_are_strings(params):
@@ -231,7 +268,8 @@ class _SinkHandler(JsonHandler):
         card = {"outTrackId": body["outTrackId"], "openSpaceId": space if not refused else "",
                 "template": body.get("cardTemplateId"), "params": dict(params), "content": "", "updates": [],
                 "finalized": False, "error": False, "blank": False, "created": time.time(),
-                "key": "msgContent"}
+                "key": "msgContent", "callbackType": body.get("callbackType"),
+                "callbackRouteKey": body.get("callbackRouteKey")}
         with self.server.changed:
             self.server.cards[body["outTrackId"]] = card
             self.server.changed.notify_all()
@@ -360,6 +398,7 @@ class _SinkHandler(JsonHandler):
         if path == "/v1.0/oauth2/accessToken":
             return self._access_token(body)
         routes = {"/v1.0/card/instances/createAndDeliver": self._create_card,
+                  "/v1.0/card/callbacks/register": self._register_callback,
                   "/v1.0/robot/groupMessages/send": lambda b: self._robot_send(path, b),
                   "/v1.0/robot/oToMessages/batchSend": lambda b: self._robot_send(path, b),
                   "/v1.0/robot/messageFiles/download": self._download}

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,6 +68,13 @@ class LoopbackServer(ThreadingHTTPServer):
         except OSError as exc:
             raise PortInUse(_port_message(port, host, exc)) from None
         self._thread: Optional[threading.Thread] = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer (a stopped stream, a cut connection) is no error of the server's: a
+        real service carries on quietly; anything else is printed as the standard server does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     @staticmethod
     def ensure_free(port: int, option: str, host: str = "127.0.0.1") -> None:

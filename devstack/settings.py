@@ -89,6 +89,7 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
                          state_dir=args.state_dir, fc2=args.fc2, receiver_port=args.receiver_port,
                          fc_port=args.fc_port, dingtalk_port=args.dingtalk_port, llm_port=args.llm_port,
                          stream=args.stream, stream_delay=0.01 if args.stream else 0.0, real_model=model,
+                         buttons=args.stream,
                          sample_knowledge=True, brain=args.brain, bots=local_bots(env))
 
 
@@ -113,7 +114,8 @@ def describe(stack: LocalStack) -> str:
         f"离线演示模型 {stack.llm.url}（固定回答；在 .env 里写上 LLM_ENDPOINT、CHATGPT_API_KEY 或 USER_API_KEY、MODEL "
         f"就会用真实模型）")
     form = "FC 2.0（WSGI 处理函数，FC 2.0 调用 API）" if settings.fc2 else "FC 3.0（事件处理函数，FC 3.0 调用 API）"
-    mode = "AI 卡片流式显示（本地卡片接口）" if settings.stream else "sessionWebhook 消息"
+    mode = "AI 卡片流式显示（本地卡片接口，带停止、重新回答和 👍/👎 按钮）" if settings.stream else \
+        "sessionWebhook 消息"
     return (f"接收函数  {stack.receiver_url}  [{form}]\n"
             f"FC API    {stack.fc.url}（在 {settings.workers} 个进程里运行 dingtalk_chatgpt_reply）\n"
             f"钉钉      {stack.sink.url}（回答方式：{mode}）\n"

@@ -28,6 +28,8 @@ from devstack.fake_fc import FakeFC, FunctionPool, die_with_parent
 from devstack.fake_llm import FakeLLM
 from devstack.fake_search import FakeSearch
 from devstack.loopback import LoopbackServer, PortInUse, free_port
+from shared.reply.config.dingtalk import DingTalkApp
+from shared.reply.dingtalk.callbacks import register_card_callback
 
 ROOT = Path(__file__).resolve().parent.parent
 RECEIVER_DIR = ROOT / "dingtalk_conversation"
@@ -36,6 +38,9 @@ REPLY_FUNCTION = "dingtalk_chatgpt_reply"
 OFFLINE_KEY = "sk-offline-local-key"
 LOCAL_APP_SECRET = "local-app-secret"
 STACK_FILE = "stack.json"
+# The template with buttons as the local DingTalk knows it (cards/ai-card-with-buttons.json), and its text variable.
+LOCAL_BUTTONS_TEMPLATE = "dingbot-ai-card-with-buttons.schema"
+BUTTONS_CONTENT_KEY = "content"
 SAMPLE_KNOWLEDGE = ROOT / "devstack" / "sample_knowledge"
 
 
@@ -69,6 +74,8 @@ class StackSettings:
     bots: Dict[str, Dict[str, str]] = field(default_factory=dict)
     receiver_dir: Path = RECEIVER_DIR
     reply_dir: Path = REPLY_DIR
+    # Answers' cards carry 停止, 重新回答 and 👍/👎 (CARD_BUTTONS=on with the shipped template); with stream.
+    buttons: bool = False
 
 
 @dataclass
@@ -124,6 +131,9 @@ class LocalStack:
         # The local DingTalk app: pictures and files download through it; cards only with --stream.
         env.update({"DINGTALK_APP_KEY": self.sink.app_key, "DINGTALK_APP_SECRET": self.sink.app_secret,
                     "DINGTALK_API_ENDPOINT": self.sink.url, "CARD_STREAMING": "on" if s.stream else "off"})
+        if s.buttons:
+            env.update({"CARD_BUTTONS": "on", "DINGTALK_CARD_TEMPLATE_ID": LOCAL_BUTTONS_TEMPLATE,
+                        "DINGTALK_CARD_CONTENT_KEY": BUTTONS_CONTENT_KEY})
         if s.bots:
             env["BOTS"] = json.dumps(s.bots, ensure_ascii=False)
         env.update(s.reply_env)
@@ -171,6 +181,8 @@ class LocalStack:
             self.pool = FunctionPool(s.reply_dir, self.reply_environment(), s.workers, self.log_dir / "reply.log")
             self.fc = FakeFC(self.pool, REPLY_FUNCTION, port=s.fc_port).start()
             self._start_receiver()
+            if s.buttons:
+                self._register_card_callbacks()
         except BaseException:
             self.stop()
             raise
@@ -198,6 +210,38 @@ class LocalStack:
         if not line:
             raise PortInUse(f"the receiver could not start on port {port}; see {self.log_dir / 'receiver.log'}")
         self.receiver_url = json.loads(line)["url"]
+
+    def _register_card_callbacks(self) -> None:
+        """As ``make doctor --register-card-callback`` does on FC: the receiver's /card-callback for each app."""
+        register_card_callback(DingTalkApp(self.sink.app_key, self.sink.app_secret, self.sink.url), self.receiver_url)
+        for name, bot in self.settings.bots.items():
+            if bot.get("DINGTALK_APP_KEY"):
+                register_card_callback(DingTalkApp(bot["DINGTALK_APP_KEY"], bot["DINGTALK_APP_SECRET"], self.sink.url),
+                                       self.receiver_url, name)
+
+    def last_card(self, conversation_id: str = "cid-group-demo") -> Optional[Dict[str, Any]]:
+        cards = self.sink.cards_in(conversation_id)
+        return cards[-1] if cards else None
+
+    def click(self, action: str, *, conversation_id: str = "cid-group-demo", user: str = "staff-zhangsan",
+              card: Optional[str] = None, wait: float = 60.0) -> Dict[str, Any]:
+        """Press a button (``stop``, ``again``, ``good``, ``bad``) on the conversation's last card, as DingTalk
+        would send the click; what the reply function did with it (``{"status": ...}``)."""
+        target = card or (self.last_card(conversation_id) or {}).get("outTrackId")
+        if not target:
+            return {"status": "no-card"}
+        before = len(self.fc.invocations)
+        response = self.sink.click(target, user, action)
+        if response.status_code != 200:
+            return {"status": f"http-{response.status_code}"}
+        for invocation in self.fc.invocations[before:]:
+            if (invocation["payload"].get("cardAction") or {}).get("out_track_id") == target:
+                result = self.pool.wait(invocation["request_id"], timeout=wait) or {}
+                try:
+                    return json.loads(result.get("result") or "{}")
+                except ValueError:
+                    return {"error": result.get("error") or result.get("result")}
+        return {"status": "not-handed-off"}
 
     def attach(self, data: bytes) -> str:
         """Put a picture or file on the local DingTalk; the download code a message carries for it."""

@@ -32,6 +32,7 @@ HELP = """你现在是一位钉钉用户，输入的每一行都是发给机器�
   /bot [名字]         换一个机器人说话（同一个部署里的另一个机器人，有自己的人设和上下文）；不写名字回到默认机器人
   /image 路径 [文字]  发一张图片（带文字时是图文消息，图片在文字后面）
   /file 路径          发一个文件（钉钉只允许在单聊里给机器人发文件，所以会切换到单聊）
+  /stop /again /good /bad   按最后一张卡片上的按钮：停止、重新回答、👍、👎（--stream 时；回答时按 Ctrl-C 也是停止）
   /local              再显示这段说明（群管理员可以用 \\定时 每分钟 提醒：… 看机器人每分钟主动发一条消息）
   /quit               退出（Ctrl-D 也可以）
 机器人自己的指令，如 \\clear、/clear、\\help，会发给机器人。
@@ -39,6 +40,11 @@ HELP = """你现在是一位钉钉用户，输入的每一行都是发给机器�
 发图片时它会说看到了几张。"""
 
 
+# The buttons of the answer's card, as keys (CARD_BUTTONS=on locally with --stream).
+BUTTONS = {"/stop": "stop", "/again": "again", "/good": "good", "/bad": "bad"}
+BUTTON_RESULTS = {"stopping": "已按下停止", "duplicate": "这个按钮已经按过了", "noted": "已记下你的反馈",
+                  "answered": "已重新回答", "unknown-card": "这张卡片还没有回答完，没有这个按钮",
+                  "refused": "你不能按这张卡片的按钮", "no-card": "这里还没有卡片"}
 ADMIN = "张三"  # the group's admin (DingTalk's isAdmin): \设置 and \system work for them, not for the others
 
 
@@ -77,6 +83,8 @@ class Chat:
             self.choose_robot(rest.strip())
         elif word in ("/image", "/file"):
             self.send_media(word, rest)
+        elif word in BUTTONS and self.stack.settings.buttons:
+            self.press(BUTTONS[word])
         elif word in ("/quit", "/exit"):
             raise EOFError
         elif word == "/local":
@@ -92,6 +100,29 @@ class Chat:
             return
         self.robot = name
         print(f"  （现在和{'机器人「' + name + '」' if name else '默认机器人'}说话）")
+
+    @property
+    def space(self) -> str:
+        """Where the cards of this chat are: the group's conversation, or the one-to-one chat's person."""
+        return f"cid-group-{self.group}" if self.in_group else self.staff_id
+
+    def press(self, action: str) -> None:
+        """A button on the last card, clicked by the current user as DingTalk sends clicks; 重新回答 shows its card."""
+        conversation = f"cid-group-{self.group}" if self.in_group else f"cid-dm-{self.staff_id}"
+        card = self.stack.last_card(self.space)
+        if card is None:
+            print("  （这里还没有卡片）")
+            return
+        known = {c["outTrackId"] for c in self.stack.sink.cards_in(self.space)}
+        result: list = []
+        clicker = threading.Thread(target=lambda: result.append(self.stack.click(
+            action, conversation_id=conversation, user=self.staff_id, card=card["outTrackId"])), daemon=True)
+        clicker.start()
+        if action == "again":
+            self.follow_card(self.space, known, clicker)
+        clicker.join()
+        status = (result[0] if result else {}).get("status", "?")
+        print(f"  （{BUTTON_RESULTS.get(status, status)}）")
 
     def send_media(self, word: str, rest: str) -> None:
         try:
@@ -130,7 +161,13 @@ class Chat:
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
-        streamed = self.follow_card(space, known, sender)
+        try:
+            streamed = self.follow_card(space, known, sender)
+        except KeyboardInterrupt:
+            if not self.stack.settings.buttons or self.stack.last_card(space) is None:
+                raise
+            self.press("stop")  # Ctrl-C while the card streams: the 停止 button
+            streamed = self.follow_card(space, known, sender)
         sender.join()
         if not result:
             print("  （本地链路没有应答；请看 .local/logs/ 里的日志，再重新运行 make run）")
@@ -168,6 +205,8 @@ class Chat:
             if not alive:
                 if cards:
                     print("  ⚠️ (卡片显示失败状态)" if cards[-1]["error"] else "")
+                    if cards[-1]["params"].get("status") == "finished":
+                        print("  [按钮] /again 重新回答 · /good 👍 · /bad 👎")
                 return bool(cards)
             time.sleep(0.05)
 
