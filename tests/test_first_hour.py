@@ -103,7 +103,8 @@ def test_a_malformed_dotenv_line_is_reported_with_its_number(tmp_path):
     assert "第 3 行" in dotenv.warnings[0] and "第 5 行" in dotenv.warnings[1]
 
 
-def test_ctrl_c_while_an_answer_streams_returns_to_the_prompt_and_the_stack_keeps_answering(tmp_path):
+def test_ctrl_c_while_an_answer_streams_presses_stop_and_the_stack_keeps_answering(tmp_path):
+    """With --stream the cards have buttons: Ctrl-C while an answer streams is the 停止 button."""
     chat = subprocess.Popen([sys.executable, "-u", "scripts/chat.py", "--offline", "--stream", "--receiver-port", "0",
                              "--state-dir", str(tmp_path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={"PATH": os.environ["PATH"]},
@@ -123,7 +124,8 @@ def test_ctrl_c_while_an_answer_streams_returns_to_the_prompt_and_the_stack_keep
         chat.stdin.flush()
         wait_for("第 1 段")
         os.killpg(chat.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-        wait_for("不再等这条回答了")
+        wait_for("已按下停止")
+        wait_for("已停止\n")
         chat.stdin.write("你好\n")
         chat.stdin.flush()
         wait_for("收到：「你好」")

@@ -68,3 +68,21 @@ def test_the_report_holds_every_chart_inline_and_its_numbers_match(month, capsys
 def test_no_records_yet_says_how_to_get_some(tmp_path, capsys):
     assert report.main(["--oss-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     assert "make run" in capsys.readouterr().out
+
+
+def test_feedback_on_answers_is_drawn_as_the_share_of_thumbs_down_by_model_and_day(month):
+    from shared.reply.oss.card_marks import CardMarks
+
+    root, _ = month
+    blobs = MountBlobs(root / "oss" / "dingbot")
+    for day, model, card, user, value in [(0, "qwen-plus", "c1", "a", "good"), (0, "qwen-plus", "c1", "b", "bad"),
+                                          (0, "qwen-max", "c2", "a", "good"), (1, "qwen-plus", "c3", "a", "bad"),
+                                          (1, "qwen-plus", "c3", "a", "good")]:  # a's second click replaces the first
+        at = NOW - (1 - day) * 86400
+        marks = CardMarks(blobs, blobs, Calendar("Asia/Shanghai", clock=lambda at=at: at), clock=lambda at=at: at)
+        marks.feedback(card, user, value, {"model": model, "conversation": "cid-1"})
+    assert report.main(["--oss-dir", str(root / "oss"), "--out", str(root / "out")]) == 0
+    page = (root / "out" / "usage-report.html").read_text("utf-8")
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png', page)) == 6
+    rows = re.findall(r"<tr><td>(qwen-[a-z]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+%)</td></tr>", page)
+    assert rows == [("qwen-max", "1", "0", "0%"), ("qwen-plus", "2", "1", "33%")]
