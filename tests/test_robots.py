@@ -186,3 +186,22 @@ def test_the_local_stack_runs_two_robots_in_one_group(tmp_path):
     assert "上下文中有 0 轮" in first_hr.replies[0]["text"]["content"]
     assert "上下文中有 1 轮" in second.replies[0]["text"]["content"]
     assert stack.fc.invocations[1]["payload"]["robot"] == "hr"
+
+
+@FORMS
+def test_card_clicks_are_checked_against_each_robot_s_registered_secret(call, receiver, robots_env, use_env, fc_api):
+    """A click on a card is signed with the apiSecret registered for the robot's app, never the app secret itself."""
+    from shared.common.card_actions import callback_secret
+
+    use_env(robots_env)
+    body = json.dumps({"outTrackId": "card-1", "userId": "staff-a", "spaceId": "cid-1", "type": "actionCallback",
+                       "content": json.dumps({"cardPrivateData": {"actionIds": ["good"], "params": {}}})}).encode()
+    assert call(receiver, body, signed_headers(callback_secret(HR_SECRET)), "/bots/hr/card-callback") == 200
+    assert call(receiver, body, signed_headers(callback_secret(APP_SECRET)), "/bots/hr/card-callback") == 403
+    assert call(receiver, body, signed_headers(HR_SECRET), "/bots/hr/card-callback") == 403
+    assert call(receiver, body, signed_headers(callback_secret(APP_SECRET)), "/card-callback") == 200
+    assert call(receiver, b'{"outTrackId": "card-1"}', signed_headers(callback_secret(APP_SECRET)),
+                "/card-callback") == 400
+    actions = [i["payload"]["cardAction"] for i in fc_api.invocations]
+    assert [(a["robot"], a["action"], a["out_track_id"]) for a in actions] == [("hr", "good", "card-1"),
+                                                                               ("", "good", "card-1")]
