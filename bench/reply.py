@@ -47,6 +47,8 @@ class InstantModel:
 
 def ours(oss: Path, sink_url: str, history_length: int) -> Callable[[int], None]:
     """The real FC entry (config, claim, history, prompt, webhook), the model swapped for an instant one."""
+    import openai  # noqa: F401  (a warm instance has loaded the SDK: preload.py would load it during the batches)
+
     import shared.reply.app
     import shared.reply.llm.model
 
