@@ -157,6 +157,20 @@ def save(folder: Path, index: Index) -> None:
             old.unlink(missing_ok=True)
 
 
+def readable_chunks(source: str, data: bytes, max_chars: int) -> List[Chunk]:
+    """The document's chunks; none (and a line in the log) when it cannot be read, so one bad file costs itself."""
+    try:
+        return chunk_document(source, data, max_chars)
+    except Unreadable as exc:
+        logger.warning("knowledge: %s skipped: %s", source, exc)
+        return []
+
+
+def embedded_texts(chunks: List[Chunk]) -> List[str]:
+    """What is embedded of each chunk: its heading and its text (the question is matched against both)."""
+    return [f"{c.heading}\n{c.text}" for c in chunks]
+
+
 def _unchanged(entry: Optional[Dict], stat: os.stat_result) -> bool:
     return bool(entry) and entry.get("size") == stat.st_size and entry.get("mtime") == int(stat.st_mtime)
 
@@ -186,12 +200,8 @@ def refresh(folder: Path, previous: Optional[Index], embedder: Embedder, *, max_
         if entry and entry.get("sha") == digest and kept:
             _keep(fresh, source, {**entry, "size": stat.st_size, "mtime": int(stat.st_mtime)}, kept)
             continue
-        try:
-            chunks = chunk_document(source, data, max_chars)
-        except Unreadable as exc:
-            logger.warning("knowledge: %s skipped: %s", source, exc)
-            chunks = []
-        vectors = [array.array("f", v) for v in embedder.embed([f"{c.heading}\n{c.text}" for c in chunks])]
+        chunks = readable_chunks(source, data, max_chars)
+        vectors = [array.array("f", v) for v in embedder.embed(embedded_texts(chunks))]
         _keep(fresh, source, {"size": stat.st_size, "mtime": int(stat.st_mtime), "sha": digest},
               list(zip(chunks, vectors)))
         changes.append(f"{'updated' if entry else 'added'}: {source} ({len(chunks)} chunks)")

@@ -24,11 +24,9 @@ from typing import Callable, Dict, List
 
 from shared.common import log
 from shared.common.random_ids import random_id
-from shared.reply.documents import Unreadable
-from shared.reply.knowledge.chunking import chunk_document
 from shared.reply.knowledge.dashvector import DashVector
 from shared.reply.knowledge.embeddings import Embedder
-from shared.reply.knowledge.index import INDEX_FOLDER, MAX_FILE_BYTES, documents_in
+from shared.reply.knowledge.index import INDEX_FOLDER, MAX_FILE_BYTES, documents_in, embedded_texts, readable_chunks
 
 LEDGER = "remote.json"
 logger = log.get("knowledge")
@@ -78,14 +76,10 @@ def sync(folder: Path, engine: DashVector, embedder: Embedder, *, max_chars: int
         if entry and entry.get("sha") == digest:
             files[source] = {**entry, **fresh}
             continue
-        try:
-            chunks = chunk_document(source, data, max_chars)
-        except Unreadable as exc:
-            logger.warning("knowledge: %s skipped: %s", source, exc)
-            chunks = []
+        chunks = readable_chunks(source, data, max_chars)
         ids = [f"{digest}-{number}" for number in range(len(chunks))]
         if chunks:
-            vectors = embedder.embed([f"{c.heading}\n{c.text}" for c in chunks])
+            vectors = embedder.embed(embedded_texts(chunks))
             if not ensured:
                 engine.ensure(len(vectors[0]))
                 ensured = True
