@@ -171,8 +171,15 @@ def embedded_texts(chunks: List[Chunk]) -> List[str]:
     return [f"{c.heading}\n{c.text}" for c in chunks]
 
 
-def _unchanged(entry: Optional[Dict], stat: os.stat_result) -> bool:
+def unchanged(entry: Optional[Dict], stat: os.stat_result) -> bool:
+    """Whether a file's size and time are those an index recorded (``files`` entries: ``size``, ``mtime``)."""
     return bool(entry) and entry.get("size") == stat.st_size and entry.get("mtime") == int(stat.st_mtime)
+
+
+def folder_changed(files: Dict[str, Dict], folder: Path) -> bool:
+    """Whether a document was added, changed or removed since ``files`` was recorded (stat only, no reads)."""
+    stats = documents_in(folder)
+    return set(stats) != set(files) or not all(unchanged(files[s], st) for s, st in stats.items())
 
 
 def refresh(folder: Path, previous: Optional[Index], embedder: Embedder, *, max_chars: int, seconds: float,
@@ -187,7 +194,7 @@ def refresh(folder: Path, previous: Optional[Index], embedder: Embedder, *, max_
     for source, stat in documents_in(folder).items():
         entry = previous.files.get(source)
         kept = previous.file_chunks(source) if previous.model == embedder.model else []
-        if _unchanged(entry, stat) and (kept or entry.get("chunks") == 0):
+        if unchanged(entry, stat) and (kept or entry.get("chunks") == 0):
             _keep(fresh, source, entry, kept)
             continue
         if clock() > deadline:

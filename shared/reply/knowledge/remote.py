@@ -26,7 +26,15 @@ from shared.common import log
 from shared.common.random_ids import random_id
 from shared.reply.knowledge.dashvector import DashVector
 from shared.reply.knowledge.embeddings import Embedder
-from shared.reply.knowledge.index import INDEX_FOLDER, MAX_FILE_BYTES, documents_in, embedded_texts, readable_chunks
+from shared.reply.knowledge.index import (
+    INDEX_FOLDER,
+    MAX_FILE_BYTES,
+    documents_in,
+    embedded_texts,
+    folder_changed,
+    readable_chunks,
+    unchanged,
+)
 
 LEDGER = "remote.json"
 logger = log.get("knowledge")
@@ -49,9 +57,7 @@ def _save(folder: Path, files: Dict[str, Dict], model: str) -> None:
 
 def differs(folder: Path) -> bool:
     """Whether a document was added, changed or removed since the ledger was written (stat only, no reads)."""
-    files, stats = _ledger(folder), documents_in(folder)
-    return set(files) != set(stats) or any(
-        files[s].get("size") != st.st_size or files[s].get("mtime") != int(st.st_mtime) for s, st in stats.items())
+    return folder_changed(_ledger(folder), folder)
 
 
 def sync(folder: Path, engine: DashVector, embedder: Embedder, *, max_chars: int, seconds: float,
@@ -63,9 +69,10 @@ def sync(folder: Path, engine: DashVector, embedder: Embedder, *, max_chars: int
     files = _ledger(folder)
     changes: List[str] = []
     ensured = False
-    for source, stat in documents_in(folder).items():
+    present = documents_in(folder)
+    for source, stat in present.items():
         entry = files.get(source)
-        if entry and entry.get("size") == stat.st_size and entry.get("mtime") == int(stat.st_mtime):
+        if unchanged(entry, stat):
             continue
         if clock() > deadline:
             changes.append(f"later: {source}")
@@ -90,7 +97,7 @@ def sync(folder: Path, engine: DashVector, embedder: Embedder, *, max_chars: int
         files[source] = {**fresh, "ids": ids}
         _save(folder, files, embedder.model)
         changes.append(f"{'updated' if entry else 'added'}: {source} ({len(chunks)} chunks)")
-    gone = [source for source in files if source not in documents_in(folder)]
+    gone = [source for source in files if source not in present]
     for source in gone:
         engine.delete(files[source].get("ids", []))
         del files[source]

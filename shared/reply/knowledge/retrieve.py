@@ -33,7 +33,7 @@ from shared.reply.knowledge import remote
 from shared.reply.knowledge.chunking import Chunk
 from shared.reply.knowledge.dashvector import DashVector
 from shared.reply.knowledge.embeddings import Embedder, EmbeddingError
-from shared.reply.knowledge.index import Index, documents_in, load, refresh, save, sign_code
+from shared.reply.knowledge.index import Index, folder_changed, load, refresh, save, sign_code
 
 CHECK_SECONDS = 60.0
 VECTOR_WEIGHT = 0.75
@@ -172,14 +172,6 @@ def embedder_for(settings: KnowledgeSettings) -> Embedder:
                     settings.timeout_seconds)
 
 
-def _differs(index: Index, folder: Path) -> bool:
-    stats = documents_in(folder)
-    if set(stats) != set(index.files):
-        return True
-    return any(index.files[s].get("size") != st.st_size or index.files[s].get("mtime") != int(st.st_mtime)
-               for s, st in stats.items())
-
-
 def current_index(settings: KnowledgeSettings, embedder: Embedder, clock: Callable[[], float] = time.monotonic,
                   ) -> Optional[Index]:
     """The folder's index, refreshed when the folder changed (bounded by ``KB_REFRESH_SECONDS``)."""
@@ -189,7 +181,7 @@ def current_index(settings: KnowledgeSettings, embedder: Embedder, clock: Callab
     if loaded is not None and now - loaded.checked_at < CHECK_SECONDS:
         return loaded.index
     index = loaded.index if loaded else load(folder)
-    if index is None or _differs(index, folder):
+    if index is None or folder_changed(index.files, folder):
         try:
             index, changes = refresh(folder, index, embedder, max_chars=settings.max_document_chars,
                                      seconds=settings.refresh_seconds)
