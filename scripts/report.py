@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.dotenv import read_dotenv
 from devstack.fc_context import Credentials
+from shared.common.card_actions import BAD, GOOD
 from shared.reply import timezone
 from shared.reply.oss.blobs import ApiBlobs, Blobs, MountBlobs
-from shared.reply.oss.card_marks import BAD, FEEDBACK, GOOD, CardMarks
+from shared.reply.oss.card_marks import FEEDBACK, CardMarks
 from shared.reply.oss.storage import API_PREFIX, DATA_FOLDER
 from shared.reply.oss.usage import Calendar, UsageBook, summarise
 from shared.reply.timezone import DEFAULT_TIMEZONE

@@ -32,6 +32,12 @@ ACTIONS = (STOP, AGAIN, GOOD, BAD)
 ROUTE_KEY = "dingbot"
 
 
+def same_conversation(space: str, conversation_id: str) -> bool:
+    """Whether a click's ``spaceId`` names the card's conversation (it may be the full open space id,
+    ``dtv1.card//IM_GROUP.<conversation>``); a callback that names none is taken as the card's own."""
+    return not space or space.rsplit(".", 1)[-1] == conversation_id
+
+
 def route_key(robot: str) -> str:
     return f"{ROUTE_KEY}-{robot}" if robot else ROUTE_KEY
 

@@ -15,23 +15,16 @@ from typing import Any, Dict, Mapping
 
 from shared.common import log
 from shared.common.bots import parse_bots, robot_environment
-from shared.common.card_actions import AGAIN, GOOD, STOP, CardAction
+from shared.common.card_actions import AGAIN, STOP, CardAction, same_conversation
 from shared.common.errors import ConfigError, MalformedRequest
 from shared.common.message import IncomingMessage
 from shared.common.random_ids import random_id
 from shared.reply.address import ChatAddress
 from shared.reply.admit import not_allowed
 from shared.reply.config import load_reply_config
-from shared.reply.oss.card_marks import BAD
-from shared.reply.oss.card_marks import GOOD as THUMBS_UP
 from shared.reply.oss.storage import Storage
 
 logger = log.get("reply")
-
-
-def _same_conversation(space: str, conversation_id: str) -> bool:
-    """The callback's space names the card's conversation (``spaceId`` may be the full open space id)."""
-    return not space or space.rsplit(".", 1)[-1] == conversation_id
 
 
 def handle_click(event: bytes | str, env: Mapping[str, str], context: Any) -> Dict[str, Any]:
@@ -78,15 +71,14 @@ def _act(click: CardAction, marks: Any, env: Mapping[str, str], context: Any) ->
     if answer is None:
         logger.warning("a card action on a card this deployment does not know (or not finished)")
         return {"status": "unknown-card"}
-    if not _same_conversation(click.space_id, str(answer.get("conversation", ""))):
+    if not same_conversation(click.space_id, str(answer.get("conversation", ""))):
         logger.warning("a card action whose callback names another conversation than the card's: ignored")
         return {"status": "refused"}
     if click.action == AGAIN:
         return _again(click, marks, answer, env, context)
-    value = THUMBS_UP if click.action == GOOD else BAD
-    marks.feedback(click.out_track_id, click.user_id, value, answer)
-    logger.info("feedback recorded: %s", value)
-    return {"status": "noted", "feedback": value}
+    marks.feedback(click.out_track_id, click.user_id, click.action, answer)  # GOOD or BAD
+    logger.info("feedback recorded: %s", click.action)
+    return {"status": "noted", "feedback": click.action}
 
 
 def _again(click: CardAction, marks: Any, answer: Dict[str, Any], env: Mapping[str, str],

@@ -12,11 +12,11 @@ import datetime as dt
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
 
+from shared.common.card_actions import BAD, GOOD
 from shared.common.message import IncomingMessage
 from shared.reply import texts
 from shared.reply.config import ReplyConfig
 from shared.reply.conversation_settings import PERSONA, PERSONA_MAX_CHARS, InForce
-from shared.reply.oss.card_marks import BAD, GOOD
 from shared.reply.oss.history import Conversation
 from shared.reply.oss.storage import Storage
 from shared.reply.oss.usage import Entry, Totals, short

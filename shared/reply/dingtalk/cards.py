@@ -34,7 +34,7 @@ import json
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from shared.common.card_actions import route_key
+from shared.common.card_actions import route_key, same_conversation
 from shared.common.errors import DingbotError
 from shared.common.random_ids import random_id
 from shared.reply.address import ChatAddress
@@ -251,7 +251,7 @@ class CardStream:
             return
         for card in self.cards:
             space = self.stop_requested(card.out_track_id)
-            if space is not None and (not space or space.rsplit(".", 1)[-1] == self.address.conversation_id):
+            if space is not None and same_conversation(space, self.address.conversation_id):
                 raise Stopped()
 
     def stop(self, text: str) -> str:

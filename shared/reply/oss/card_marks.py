@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from shared.common.card_actions import BAD, GOOD
 from shared.reply.oss.blobs import Blobs, decode, encode
 from shared.reply.oss.history import digest
 from shared.reply.oss.usage import FOLDER as USAGE_FOLDER
@@ -28,7 +29,6 @@ from shared.reply.oss.usage import Calendar, short
 
 STOPS, ANSWERS, AGAINS, SIGNED = "cards/stop/", "cards/answer/", "cards/again/", "cards/signed/"
 FEEDBACK = USAGE_FOLDER + "feedback/"
-GOOD, BAD = "good", "bad"
 
 
 def card_name(out_track_id: str) -> str:
